@@ -1,0 +1,78 @@
+# Linli: `make run` serves the embedded default; `make test` runs every check and the suite.
+# Both create .venv and install what they need when it is missing or stale.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: run test install services check lint fmt type arch schema schema-check migrations-check pytest \
+        serve worker migrate seed revision bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The embedded default: SQLite file, in-process queue, demo data, GraphiQL at /graphql.
+run: install
+	$(BIN)/linli serve
+
+## Everything CI checks.
+test: install services check pytest
+
+## Start local PostgreSQL and Redis when they are installed but stopped.
+services:
+	@bash scripts/services.sh
+
+check: lint type arch schema-check migrations-check
+
+lint:
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+fmt:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+type:
+	$(BIN)/mypy
+
+arch:
+	$(BIN)/lint-imports
+
+schema: install
+	$(BIN)/linli export-schema --output schema.graphql
+
+schema-check:
+	@$(BIN)/linli export-schema --output - | diff -u schema.graphql - \
+		|| (echo "schema.graphql is stale: run 'make schema'" && exit 1)
+
+migrations-check:
+	$(BIN)/linli check-migrations
+
+pytest:
+	$(BIN)/pytest -n 2 -q
+
+## Production stack (needs LINLI_DATABASE_URL and LINLI_REDIS_URL).
+serve: install
+	$(BIN)/linli serve
+worker: install
+	$(BIN)/linli worker
+migrate: install
+	$(BIN)/linli migrate
+seed: install
+	$(BIN)/linli seed
+
+revision: install
+	$(BIN)/alembic revision --autogenerate -m "$(m)"
+
+bench: install services
+	$(BIN)/python -m bench.registry
+
+clean:
+	rm -rf $(VENV) linli.db linli.db-wal linli.db-shm .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Linli: the backend a residents' committee runs its services on."""

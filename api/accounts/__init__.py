@@ -1,0 +1,1 @@
+"""Accounts: logins, server-side sessions and role grants scoped to communities."""

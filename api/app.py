@@ -1,0 +1,120 @@
+"""create_app(settings): the ASGI application, its routes and lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse
+from starlette.routing import Route
+
+from api.accounts.service import Passwords
+from api.core.broker import DramatiqJobSender, build_broker
+from api.core.crypto import PersonalDataCipher
+from api.core.database import Database
+from api.core.jobs import JobSender
+from api.graphql.context import Services
+from api.graphql.view import LinliGraphQL
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A hook run for the app's lifetime, e.g. the embedded worker, relay and scheduler.
+Background = Callable[[Services], AbstractAsyncContextManager[None]]
+
+
+def build_services(settings: Settings, *, jobs: JobSender | None = None) -> Services:
+    """The process-wide collaborators for these settings."""
+    secret = settings.secret_key.get_secret_value()
+    return Services(
+        settings=settings,
+        db=Database(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo),
+        jobs=jobs if jobs is not None else DramatiqJobSender(build_broker(settings)),
+        cipher=PersonalDataCipher(secret),
+        passwords=Passwords.create(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
+    )
+
+
+async def check_ready(services: Services) -> dict[str, str]:
+    """Probe each dependency; returns name → "ok" or the failure."""
+    status: dict[str, str] = {}
+    try:
+        async with services.db.read_session() as session:
+            await session.execute(text("SELECT 1"))
+        status["database"] = "ok"
+    except Exception as exc:
+        status["database"] = f"unavailable: {type(exc).__name__}"
+    jobs = services.jobs
+    broker = getattr(jobs, "broker", None)
+    client = getattr(broker, "client", None)
+    if client is None:
+        status["broker"] = "ok"  # in-process queue
+    else:
+        import asyncio
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(client.ping), timeout=2)
+            status["broker"] = "ok"
+        except Exception as exc:
+            status["broker"] = f"unavailable: {type(exc).__name__}"
+    return status
+
+
+def create_app(
+    settings: Settings, *, services: Services | None = None, background: Background | None = None
+) -> Starlette:
+    """The Linli ASGI app: /graphql, /healthz, /readyz."""
+    services = services or build_services(settings)
+    graphql = LinliGraphQL(services)
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> JSONResponse:
+        status = await check_ready(services)
+        ready = all(v == "ok" for v in status.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", **status}, status_code=200 if ready else 503
+        )
+
+    async def root(_request: Request) -> RedirectResponse:
+        return RedirectResponse("/graphql")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            if background is not None:
+                await stack.enter_async_context(background(services))
+            try:
+                yield {}
+            finally:
+                await services.db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/", root),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Factory for `uvicorn --factory` with several API processes (production stack)."""
+    from api.settings import get_settings
+
+    return create_app(get_settings())

@@ -1,0 +1,1 @@
+"""GraphQL types and mutations for logins and the viewer."""

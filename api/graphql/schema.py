@@ -1,0 +1,102 @@
+"""The schema: queries, mutations, limits; `schema` (no limits) is what export-schema prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry import relay
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from api.graphql.accounts.schema import AccountsMutation, AccountsQuery
+from api.graphql.context import Info
+from api.graphql.errors import ALL_ERROR_TYPES, bad_input
+from api.graphql.registry.mutations import RegistryMutation
+from api.graphql.registry.queries import RegistryQuery
+from api.settings import Settings
+
+MAX_NODES = 100
+
+
+async def _resolve_nodes(info: Info, ids: list[relay.GlobalID]) -> list[relay.Node | None]:
+    """Resolve global ids type by type, each type in one batch; unknown or hidden ids give null."""
+    by_type: dict[str, list[int]] = {}
+    for index, gid in enumerate(ids):
+        by_type.setdefault(gid.type_name, []).append(index)
+    out: list[relay.Node | None] = [None] * len(ids)
+    for type_name, indexes in by_type.items():
+        definition = info.schema.get_type_by_name(type_name)
+        origin = getattr(definition, "origin", None)
+        if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
+            continue
+        found = await origin.resolve_nodes(info=info, node_ids=[ids[i].node_id for i in indexes], required=False)  # type: ignore[misc]
+        for i, node in zip(indexes, found, strict=True):
+            out[i] = node
+    return out
+
+
+@strawberry.type(description="Everything a client can read.")
+class Query(AccountsQuery, RegistryQuery):
+    @strawberry.field(description="Any object by its global id; null when it does not exist for you.")
+    async def node(
+        self, info: Info, id: Annotated[relay.GlobalID, strawberry.argument(description="A global id.")]
+    ) -> relay.Node | None:
+        return (await _resolve_nodes(info, [id]))[0]
+
+    @strawberry.field(description="Objects by global ids (at most 100); null for each that does not exist for you.")
+    async def nodes(
+        self, info: Info, ids: Annotated[list[relay.GlobalID], strawberry.argument(description="Global ids.")]
+    ) -> list[relay.Node | None]:
+        if len(ids) > MAX_NODES:
+            raise bad_input(f"At most {MAX_NODES} ids.")
+        return await _resolve_nodes(info, ids)
+
+
+@strawberry.type(description="Everything a client can change.")
+class Mutation(AccountsMutation, RegistryMutation):
+    pass
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    """Errors raised on purpose carry a code; anything else is a crash and gets masked."""
+    if error.original_error is None:
+        return False  # parse and validation errors
+    return not (error.extensions and "code" in error.extensions)
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The schema with the abuse limits and error masking of `settings`."""
+    extensions: list[Callable[[], SchemaExtension]] = []
+    if settings is not None:
+        s = settings
+        extensions = [
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
+            lambda: QueryDepthLimiter(max_depth=s.graphql_max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=s.graphql_max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=s.graphql_max_tokens),
+            lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal server error."),
+        ]
+        if not settings.graphql_introspection:
+            extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=list(ALL_ERROR_TYPES),
+        extensions=extensions,
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,1 @@
+"""Registry: communities, compounds, buildings, households, residents, tags and consent."""

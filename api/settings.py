@@ -1,0 +1,79 @@
+"""Settings: the one reader of the process environment (LINLI_ prefix)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "linli-embedded-development-key-not-for-production"
+
+
+class Environment(StrEnum):
+    EMBEDDED = "embedded"
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Typed configuration; defaults give a working embedded setup."""
+
+    model_config = SettingsConfigDict(env_prefix="LINLI_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.EMBEDDED
+    database_url: str = "sqlite+aiosqlite:///./linli.db"
+    # Empty means the in-process queue (the embedded default).
+    redis_url: str = ""
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    db_pool_size: int = 10
+    db_echo: bool = False
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    session_ttl_hours: int = 24 * 14
+    # argon2id parameters (RFC 9106 second recommended option by default).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+
+    graphql_ide: bool = True
+    graphql_introspection: bool = True
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 5000
+
+    outbox_relay_interval_seconds: float = 5.0
+    outbox_relay_grace_seconds: float = 10.0
+    scheduler_tick_seconds: float = 5.0
+
+    seed_on_start: bool = True
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def embedded_queue(self) -> bool:
+        return not self.redis_url
+
+    @model_validator(mode="after")
+    def _production_needs_real_values(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            key = self.secret_key.get_secret_value()
+            if key == DEV_SECRET_KEY or len(key) < 32:
+                raise ValueError("LINLI_SECRET_KEY must be set to a random value of 32+ characters in production")
+            if self.graphql_ide or self.graphql_introspection:
+                # Production never exposes the console or introspection by accident.
+                self.graphql_ide = False
+                self.graphql_introspection = False
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the environment once per process."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Linli's background worker: Dramatiq actors, the outbox relay and the scheduler."""

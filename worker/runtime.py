@@ -1,0 +1,51 @@
+"""What actors share inside one worker process: settings, database and job sender."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dramatiq
+
+from api.core.broker import DramatiqJobSender
+from api.core.database import Database
+from api.core.jobs import JobSender
+from api.settings import Settings
+
+_settings: Settings | None = None
+_broker: dramatiq.Broker | None = None
+# Async engines belong to the event loop that made them; actors run in Dramatiq's loop thread.
+_databases: dict[int, Database] = {}
+
+
+def configure(settings: Settings, broker: dramatiq.Broker) -> None:
+    global _settings, _broker
+    _settings, _broker = settings, broker
+    _databases.clear()
+
+
+def settings() -> Settings:
+    if _settings is None:
+        raise RuntimeError("worker runtime is not configured; import worker.main first")
+    return _settings
+
+
+def database() -> Database:
+    """The Database of the running event loop (created on first use)."""
+    key = id(asyncio.get_running_loop())
+    db = _databases.get(key)
+    if db is None:
+        s = settings()
+        db = _databases[key] = Database(s.database_url, pool_size=s.db_pool_size)
+    return db
+
+
+def job_sender() -> JobSender:
+    if _broker is None:
+        raise RuntimeError("worker runtime is not configured")
+    return DramatiqJobSender(_broker)
+
+
+async def dispose() -> None:
+    for db in list(_databases.values()):
+        await db.dispose()
+    _databases.clear()
