@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,29 +65,33 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def worker_id_suffix(request: pytest.FixtureRequest) -> str:
-    return str(getattr(request.config, "workerinput", {}).get("workerid", "main"))
+def run_id(request: pytest.FixtureRequest) -> str:
+    """Unique per test run and xdist worker, so concurrent runs never share a database or keys."""
+    workerinput = getattr(request.config, "workerinput", {})
+    run = str(workerinput.get("testrunuid", uuid.uuid4().hex))[:8]
+    return f"{run}_{workerinput.get('workerid', 'main')}"
 
 
 @pytest.fixture(scope="session")
-def pg_url(worker_id_suffix: str) -> str:
-    """A fresh database for this xdist worker, migrated with Alembic."""
+def pg_url(run_id: str) -> Iterator[str]:
+    """A fresh database for this run and xdist worker, migrated with Alembic, dropped at the end."""
     _require("PostgreSQL", _reachable(PG_ADMIN_URL, 5432))
-    name = f"linli_test_{worker_id_suffix}"
+    name = f"linli_test_{run_id}"
 
-    async def recreate() -> None:
+    async def admin(*statements: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN_URL)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            for statement in statements:
+                await conn.execute(statement)
         finally:
             await conn.close()
 
-    asyncio.run(recreate())
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'))
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     url = f"{base}/{name}"
     upgrade(url)
-    return url
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -96,11 +101,18 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+def redis_namespace(run_id: str) -> str:
+    """A Dramatiq namespace of this run's own; the broker's keys all start with it."""
+    return f"linli-test-{run_id}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def redis_client(redis_url: str, redis_namespace: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
-    client.flushdb()
     yield client
-    client.flushdb()
+    keys = list(client.scan_iter(match=f"{redis_namespace}*"))
+    if keys:
+        client.delete(*keys)
     client.close()
 
 
