@@ -70,6 +70,7 @@ async def _seed(settings: Settings, *, scale: int, seed: int, only_if_empty: boo
     from api.app import build_services
     from api.core.jobs import RecordingJobSender
     from api.registry.seed import demo_logins, is_seeded, seed_demo
+    from api.tickets.seed import seed_tickets_demo
 
     services = build_services(settings, jobs=RecordingJobSender())
     try:
@@ -79,9 +80,11 @@ async def _seed(settings: Settings, *, scale: int, seed: int, only_if_empty: boo
             report = await seed_demo(
                 services.db, cipher=services.cipher, passwords=services.passwords, scale=scale, seed=seed
             )
+            categories, responders = await seed_tickets_demo(services.db)
             print(
-                f"Seeded {report.communities} communities, {report.households} households and "
-                f"{report.residents} residents in {report.seconds:.1f}s."
+                f"Seeded {report.communities} communities, {report.households} households, "
+                f"{report.residents} residents, {categories} ticket categories and {responders} responders "
+                f"in {report.seconds:.1f}s."
             )
         _print_logins(demo_logins())
     finally:
@@ -117,6 +120,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     background = embedded_background if settings.embedded_queue else None
     if settings.graphql_ide:
         print(f"GraphiQL: http://{host}:{port}/graphql")
+    # On a pipe stdout is block-buffered, and uvicorn ends the process by re-raising SIGTERM:
+    # without this the demo logins and the URL show up late, or never.
+    sys.stdout.flush()
     if args.workers > 1:
         if settings.embedded_queue:
             print("--workers needs LINLI_REDIS_URL (the in-process queue lives in one process)", file=sys.stderr)
@@ -163,9 +169,17 @@ async def _run_scheduler(settings: Settings, proc: subprocess.Popen[bytes]) -> N
         await asyncio.to_thread(proc.wait)
         stop.set()
 
+    async def run_scheduler() -> None:
+        try:
+            await scheduler.run_forever(stop)
+        finally:
+            # A signal stops this process: pass it on to the Dramatiq processes, or watch_child waits forever.
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
     scheduler = build_scheduler(services.db, services.jobs, settings)
     try:
-        await asyncio.gather(scheduler.run_forever(stop), watch_child())
+        await asyncio.gather(run_scheduler(), watch_child())
     finally:
         await services.db.dispose()
 

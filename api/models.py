@@ -3,8 +3,21 @@
 from api.accounts import models as accounts_models
 from api.core import jobs, scheduling
 from api.core.db import Base
+from api.dispatch import models as dispatch_models
+from api.notifications import models as notifications_models
 from api.registry import models as registry_models
+from api.tickets import models as tickets_models
 
 metadata = Base.metadata
 
-__all__ = ["Base", "accounts_models", "jobs", "metadata", "registry_models", "scheduling"]
+__all__ = [
+    "Base",
+    "accounts_models",
+    "dispatch_models",
+    "jobs",
+    "metadata",
+    "notifications_models",
+    "registry_models",
+    "scheduling",
+    "tickets_models",
+]

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./linli.db"
     # Empty means the in-process queue (the embedded default).
     redis_url: str = ""
+    # Prefix of every Dramatiq key in Redis; hosts sharing a namespace share the queues.
+    redis_namespace: str = "dramatiq"
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     db_pool_size: int = 10
     db_echo: bool = False
@@ -42,7 +44,8 @@ class Settings(BaseSettings):
 
     graphql_ide: bool = True
     graphql_introspection: bool = True
-    graphql_max_depth: int = 12
+    # Relay nesting costs two levels per list: communities → … → members is 15 deep.
+    graphql_max_depth: int = 16
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
 

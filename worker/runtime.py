@@ -13,13 +13,15 @@ from api.settings import Settings
 
 _settings: Settings | None = None
 _broker: dramatiq.Broker | None = None
+_sender: JobSender | None = None
 # Async engines belong to the event loop that made them; actors run in Dramatiq's loop thread.
 _databases: dict[int, Database] = {}
 
 
-def configure(settings: Settings, broker: dramatiq.Broker) -> None:
-    global _settings, _broker
-    _settings, _broker = settings, broker
+def configure(settings: Settings, broker: dramatiq.Broker, *, sender: JobSender | None = None) -> None:
+    """Set what actors use; `sender` replaces the broker's sender (tests record jobs instead)."""
+    global _settings, _broker, _sender
+    _settings, _broker, _sender = settings, broker, sender
     _databases.clear()
 
 
@@ -40,6 +42,8 @@ def database() -> Database:
 
 
 def job_sender() -> JobSender:
+    if _sender is not None:
+        return _sender
     if _broker is None:
         raise RuntimeError("worker runtime is not configured")
     return DramatiqJobSender(_broker)

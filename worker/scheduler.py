@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from api.core.database import Database
-from api.core.jobs import JobSender
+from api.core.jobs import Job, JobSender
 from api.core.scheduling import PeriodicJob, Scheduler
 from api.settings import Settings
+from api.tickets import jobs as tickets_jobs
 from worker import jobs
 from worker.relay import outbox_sweep
 
@@ -15,14 +17,21 @@ from worker.relay import outbox_sweep
 def periodic_jobs(db: Database, sender: JobSender, settings: Settings) -> list[PeriodicJob]:
     """Every periodic job of the product."""
 
-    async def purge_sessions(period_key: str) -> None:
-        # Enqueued through the outbox and keyed by its day: one purge per day whichever host leads.
-        async with db.unit_of_work(sender) as uow:
-            uow.enqueue(jobs.purge_expired_sessions(period_key))
+    def enqueue_each_period(build: Callable[[str], Job]) -> Callable[[str], Awaitable[None]]:
+        # Enqueued through the outbox and keyed by the period: once per period whichever host leads.
+        async def run(period_key: str) -> None:
+            async with db.unit_of_work(sender) as uow:
+                uow.enqueue(build(period_key))
+
+        return run
 
     return [
         outbox_sweep(db, sender, settings),
-        PeriodicJob("accounts.purge_expired_sessions", timedelta(days=1), purge_sessions),
+        PeriodicJob(
+            "accounts.purge_expired_sessions", timedelta(days=1), enqueue_each_period(jobs.purge_expired_sessions)
+        ),
+        PeriodicJob("tickets.sla_scan", timedelta(minutes=1), enqueue_each_period(tickets_jobs.sla_scan)),
+        PeriodicJob("tickets.follow_up_scan", timedelta(hours=1), enqueue_each_period(tickets_jobs.follow_up_scan)),
     ]
 
 

@@ -191,3 +191,20 @@ async def purge_expired_sessions(uow: UnitOfWork, *, older_than: timedelta = tim
         delete(AccountSession).where(or_(AccountSession.expires_at < cutoff, AccountSession.revoked_at < cutoff))
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def accounts_with_roles(session: AsyncSession, *, community_id: int, roles: set[Role]) -> list[int]:
+    """Active accounts holding any of `roles` in the community (district admins included)."""
+    direct = select(RoleGrant.account_id).where(
+        RoleGrant.community_id == community_id, RoleGrant.role.in_([r.value for r in roles])
+    )
+    district = (
+        select(RoleGrant.account_id)
+        .join(_community, _community.c.district == RoleGrant.district)
+        .where(_community.c.id == community_id, RoleGrant.role.in_([r.value for r in roles]))
+    )
+    ids = set((await session.scalars(direct)).all()) | set((await session.scalars(district)).all())
+    if not ids:
+        return []
+    active = await session.scalars(select(Account.id).where(Account.id.in_(ids), Account.is_active.is_(True)))
+    return sorted(active.all())

@@ -38,6 +38,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         return StubBroker(middleware=_middleware())
     return RedisBroker(  # type: ignore[no-untyped-call]
         url=settings.redis_url,
+        namespace=settings.redis_namespace,
         middleware=_middleware(),
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=MAINTENANCE_CHANCE,

@@ -58,3 +58,12 @@ def pk() -> Mapped[int]:
 def stamped_now() -> Mapped[datetime]:
     """A non-null timestamp column that defaults to the time of insert."""
     return mapped_column(UtcDateTime(), default=utc_now, nullable=False)
+
+
+def is_unique_violation(exc: Exception) -> bool:
+    """True when an IntegrityError comes from a unique constraint (not a foreign key or a check)."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")
+    return "UNIQUE constraint failed" in str(orig)

@@ -65,6 +65,9 @@ class LeaderLock:
         if self._conn is not None:
             try:
                 await self._conn.execute(text("SELECT 1"))
+                # End the implicit transaction: left idle in it, the leader would hold back VACUUM
+                # everywhere for as long as it leads. The session-level advisory lock survives.
+                await self._conn.commit()
                 return True
             except Exception:
                 log.warning("scheduler lost its leader connection")

@@ -26,13 +26,23 @@ class Permission(StrEnum):
     VIEW_PERSONAL_DATA = "view_personal_data"
     VIEW_SURVEY = "view_survey"
     MANAGE_ROLES = "manage_roles"
+    MANAGE_TICKETS = "manage_tickets"
+    DISPATCH = "dispatch"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.RESIDENT: frozenset(),
     Role.VOLUNTEER: frozenset(),
     Role.CRAFTSPERSON: frozenset(),
-    Role.STAFF: frozenset({Permission.VIEW_REGISTRY, Permission.MANAGE_REGISTRY, Permission.VIEW_SURVEY}),
+    Role.STAFF: frozenset(
+        {
+            Permission.VIEW_REGISTRY,
+            Permission.MANAGE_REGISTRY,
+            Permission.VIEW_SURVEY,
+            Permission.MANAGE_TICKETS,
+            Permission.DISPATCH,
+        }
+    ),
     Role.COMMUNITY_ADMIN: frozenset(Permission),
     # A district admin holds, in each community of the district, what a community admin holds.
     Role.DISTRICT_ADMIN: frozenset(Permission),

@@ -15,6 +15,7 @@ from api.core.database import Database
 from api.core.db import Base
 from api.core.pagination import Page, PageArgs, count_by_parent, fetch_pages_by_parent
 from api.core.viewer import Permission, Viewer
+from api.graphql.tickets.loaders import TicketLoaders
 from api.registry import repository
 from api.registry.models import (
     Building,
@@ -60,6 +61,7 @@ class Loaders:
         self.children: DataLoader[ChildKey, Page[Any]] = DataLoader(self._load_children)
         self.child_count: DataLoader[ChildKey, int] = DataLoader(self._load_child_counts)
         self.reveal: DataLoader[RevealRequest, str | None] = DataLoader(self._load_reveal)
+        self.tickets = TicketLoaders(db, viewer)
 
     # -- scoping: what exists for this viewer -------------------------------------------------
 

@@ -25,6 +25,9 @@ from api.graphql.context import Info
 from api.graphql.errors import ALL_ERROR_TYPES, bad_input
 from api.graphql.registry.mutations import RegistryMutation
 from api.graphql.registry.queries import RegistryQuery
+from api.graphql.tickets import schema as tickets_schema
+from api.graphql.tickets.schema import TicketsMutation, TicketsQuery
+from api.graphql.tickets.types import Assignment, Notification, Responder, Ticket, TicketCategory
 from api.settings import Settings
 
 MAX_NODES = 100
@@ -48,7 +51,7 @@ async def _resolve_nodes(info: Info, ids: list[relay.GlobalID]) -> list[relay.No
 
 
 @strawberry.type(description="Everything a client can read.")
-class Query(AccountsQuery, RegistryQuery):
+class Query(AccountsQuery, RegistryQuery, TicketsQuery):
     @strawberry.field(description="Any object by its global id; null when it does not exist for you.")
     async def node(
         self, info: Info, id: Annotated[relay.GlobalID, strawberry.argument(description="A global id.")]
@@ -65,7 +68,7 @@ class Query(AccountsQuery, RegistryQuery):
 
 
 @strawberry.type(description="Everything a client can change.")
-class Mutation(AccountsMutation, RegistryMutation):
+class Mutation(AccountsMutation, RegistryMutation, TicketsMutation):
     pass
 
 
@@ -81,20 +84,33 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     extensions: list[Callable[[], SchemaExtension]] = []
     if settings is not None:
         s = settings
+        # The limiters build a new rule class per instance; ValidationCache keys on the rule classes,
+        # so build them once here and add the same classes to every request, or the cache never hits.
+        rules = [
+            *QueryDepthLimiter(max_depth=s.graphql_max_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=s.graphql_max_aliases).validation_rules,
+        ]
+        if not settings.graphql_introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
         extensions = [
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
-            lambda: QueryDepthLimiter(max_depth=s.graphql_max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=s.graphql_max_aliases),
+            lambda: AddValidationRules(rules),
             lambda: MaxTokensLimiter(max_token_count=s.graphql_max_tokens),
             lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal server error."),
         ]
-        if not settings.graphql_introspection:
-            extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        types=list(ALL_ERROR_TYPES),
+        types=[
+            *ALL_ERROR_TYPES,
+            *tickets_schema.ERROR_TYPES,
+            Ticket,
+            TicketCategory,
+            Responder,
+            Assignment,
+            Notification,
+        ],
         extensions=extensions,
     )
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from api.core.clock import age_on, local_today, utc_now
 from api.core.crypto import PersonalDataCipher, mask_national_id, mask_phone
 from api.core.database import UnitOfWork
+from api.core.db import is_unique_violation
 from api.core.errors import Conflict, NotFound, ValidationFailed
 from api.core.viewer import Permission, Viewer
 from api.registry import repository
@@ -126,8 +127,10 @@ async def _flush_unique(uow: UnitOfWork, error: Conflict) -> None:
     try:
         async with uow.session.begin_nested():
             await uow.session.flush()
-    except IntegrityError:
-        raise error from None
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            raise error from None
+        raise
 
 
 async def create_household(uow: UnitOfWork, *, viewer: Viewer, building_id: int, unit: int, room: str) -> Household:
@@ -183,12 +186,13 @@ async def move_household(
 async def _check_guardian(
     uow: UnitOfWork, viewer: Viewer, *, guardian_id: int | None, birth_date: date, community_id: int, today: date
 ) -> int | None:
-    if age_on(birth_date, today) >= GUARDIAN_REQUIRED_BELOW_AGE:
-        return guardian_id
     if guardian_id is None:
+        if age_on(birth_date, today) >= GUARDIAN_REQUIRED_BELOW_AGE:
+            return None
         raise GuardianRequired(
             f"Children under {GUARDIAN_REQUIRED_BELOW_AGE} are registered with a guardian.", field="guardianId"
         )
+    # A guardian given for anyone, not only a child, must be a visible adult of the same community.
     guardian = await _resident_for(uow, viewer, guardian_id, field="guardianId")
     if guardian.community_id != community_id:
         raise WrongCommunity("The guardian must live in the same community.", field="guardianId")

@@ -15,8 +15,10 @@ PROVINCE_CODES = frozenset(
 )  # fmt: skip
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS = "10X98765432"
-_ID_PATTERN = re.compile(r"^\d{17}[\dX]$")
-_MOBILE_PATTERN = re.compile(r"^1[3-9]\d{9}$")
+# ASCII only: \d alone also matches other scripts' digits (e.g. fullwidth), which would be stored
+# as given and hash differently from the same number in ASCII.
+_ID_PATTERN = re.compile(r"^\d{17}[\dX]$", re.ASCII)
+_MOBILE_PATTERN = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
 OLDEST_AGE_YEARS = 130
 
 
@@ -68,7 +70,8 @@ def validate_birth_date(
     """A birth date lies in the past and within a human lifetime. Raises InvalidBirthDate."""
     if born > today:
         raise error("The birth date is in the future.", field=field)
-    if today.year - born.year > OLDEST_AGE_YEARS:
+    # More than 130 years ago: the 130th birthday lies before today (not just 130 calendar years).
+    if (born.year + OLDEST_AGE_YEARS, born.month, born.day) < (today.year, today.month, today.day):
         raise error(f"The birth date is more than {OLDEST_AGE_YEARS} years ago.", field=field)
     return born
 

@@ -117,7 +117,7 @@ class AccountsMutation:
                     ttl=timedelta(hours=services.settings.session_ttl_hours),
                 )
         except DomainError as exc:
-            return to_user_error(exc, [InvalidCredentialsError, InvalidPhoneError])  # type: ignore[no-any-return]
+            return to_user_error(exc, [InvalidCredentialsError, InvalidPhoneError])
         return LoginSuccess(token=token, expires_at=expires_at, viewer=ViewerInfo(account_id=account.id))
 
     @strawberry.mutation(description="End the current session (the token stops working at once).")

@@ -188,7 +188,7 @@ class RegistryMutation:
                     room=input.room,
                 )
         except DomainError as exc:
-            return to_user_error(exc, [NotFoundError, ValidationError, DuplicateHouseholdError])  # type: ignore[no-any-return]
+            return to_user_error(exc, [NotFoundError, ValidationError, DuplicateHouseholdError])
         return CreateHouseholdSuccess(household=Household.from_model(household))
 
     @strawberry.mutation(description="Move a household to another address in its community (staff).")
@@ -206,9 +206,7 @@ class RegistryMutation:
                     room=input.room,
                 )
         except DomainError as exc:
-            return to_user_error(  # type: ignore[no-any-return]
-                exc, [NotFoundError, ValidationError, DuplicateHouseholdError, WrongCommunityError]
-            )
+            return to_user_error(exc, [NotFoundError, ValidationError, DuplicateHouseholdError, WrongCommunityError])
         return MoveHouseholdSuccess(household=Household.from_model(household))
 
     @strawberry.mutation(description="Register a resident in a household (staff).")
@@ -233,7 +231,7 @@ class RegistryMutation:
                     uow, viewer=info.context.viewer, cipher=info.context.cipher, draft=draft, today=info.context.today
                 )
         except DomainError as exc:
-            return to_user_error(exc, RESIDENT_ERROR_TYPES)  # type: ignore[no-any-return]
+            return to_user_error(exc, RESIDENT_ERROR_TYPES)
         return RegisterResidentSuccess(resident=Resident.from_model(resident))
 
     @strawberry.mutation(description="Change a resident's details (staff).")
@@ -261,7 +259,7 @@ class RegistryMutation:
                     today=info.context.today,
                 )
         except DomainError as exc:
-            return to_user_error(exc, RESIDENT_ERROR_TYPES)  # type: ignore[no-any-return]
+            return to_user_error(exc, RESIDENT_ERROR_TYPES)
         return UpdateResidentSuccess(resident=Resident.from_model(resident))
 
     @strawberry.mutation(description="Record a consent decision for a resident (staff).")
@@ -283,9 +281,7 @@ class RegistryMutation:
                 resident = await uow.session.get(ResidentModel, record.resident_id)
                 assert resident is not None
         except DomainError as exc:
-            return to_user_error(  # type: ignore[no-any-return]
-                exc, [NotFoundError, ValidationError, GuardianRequiredError, ConflictError]
-            )
+            return to_user_error(exc, [NotFoundError, ValidationError, GuardianRequiredError, ConflictError])
         return RecordConsentSuccess(consent=ConsentRecord.from_model(record), resident=Resident.from_model(resident))
 
 

@@ -1,0 +1,105 @@
+"""Dataloaders for tickets, categories, responders, events and assignments."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from strawberry.dataloader import DataLoader
+
+from api.core.database import Database
+from api.core.viewer import Viewer
+from api.dispatch.models import ACTIVE_STATES, Assignment, Responder
+from api.tickets import service as tickets_service
+from api.tickets.models import Ticket, TicketCategory, TicketEvent
+
+EVENTS_PER_TICKET_MAX = 100
+
+
+class TicketLoaders:
+    def __init__(self, db: Database, viewer: Viewer) -> None:
+        self.db = db
+        self.viewer = viewer
+        self.ticket: DataLoader[int, Ticket | None] = DataLoader(self._tickets)
+        self.category: DataLoader[int, TicketCategory | None] = DataLoader(self._categories)
+        self.responder: DataLoader[int, Responder | None] = DataLoader(self._responders)
+        # key: (ticket id, last n, include internal)
+        self.events: DataLoader[tuple[int, int, bool], list[TicketEvent]] = DataLoader(self._events)
+        self.active_assignment: DataLoader[int, Assignment | None] = DataLoader(self._active_assignments)
+
+    async def _tickets(self, ids: list[int]) -> list[Ticket | None]:
+        async with self.db.read_session() as session:
+            rows = (await session.scalars(tickets_service.visible_tickets(self.viewer).where(Ticket.id.in_(ids)))).all()
+        by_id = {t.id: t for t in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def _categories(self, ids: list[int]) -> list[TicketCategory | None]:
+        async with self.db.read_session() as session:
+            rows = (
+                await session.scalars(
+                    select(TicketCategory).where(
+                        TicketCategory.id.in_(ids), TicketCategory.community_id.in_(self.viewer.community_ids)
+                    )
+                )
+            ).all()
+        by_id = {c.id: c for c in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def _responders(self, ids: list[int]) -> list[Responder | None]:
+        async with self.db.read_session() as session:
+            rows = (
+                await session.scalars(
+                    select(Responder).where(
+                        Responder.id.in_(ids), Responder.community_id.in_(self.viewer.community_ids)
+                    )
+                )
+            ).all()
+        by_id = {r.id: r for r in rows}
+        return [by_id.get(i) for i in ids]
+
+    async def _events(self, keys: list[tuple[int, int, bool]]) -> list[list[TicketEvent]]:
+        """The last n events of each ticket, oldest first, in one statement per (n, internal) group."""
+        groups: dict[tuple[int, bool], list[int]] = defaultdict(list)
+        for ticket_id, last, internal in keys:
+            groups[(last, internal)].append(ticket_id)
+        found: dict[tuple[int, int, bool], list[TicketEvent]] = {}
+        async with self.db.read_session() as session:
+            for (last, internal), ticket_ids in groups.items():
+                conds: list[Any] = [TicketEvent.ticket_id.in_(ticket_ids)]
+                if not internal:
+                    conds.append(TicketEvent.public.is_(True))
+                rn = (
+                    func.row_number()
+                    .over(partition_by=TicketEvent.ticket_id, order_by=TicketEvent.id.desc())
+                    .label("rn")
+                )
+                sub = select(TicketEvent.id, rn).where(*conds).subquery()
+                rows = (
+                    await session.scalars(
+                        select(TicketEvent)
+                        .join(sub, sub.c.id == TicketEvent.id)
+                        .where(sub.c.rn <= last)
+                        .order_by(TicketEvent.ticket_id, TicketEvent.id)
+                    )
+                ).all()
+                per: dict[int, list[TicketEvent]] = {tid: [] for tid in ticket_ids}
+                for event in rows:
+                    per[event.ticket_id].append(event)
+                for tid in ticket_ids:
+                    found[(tid, last, internal)] = per[tid]
+        return [found[k] for k in keys]
+
+    async def _active_assignments(self, ticket_ids: list[int]) -> list[Assignment | None]:
+        async with self.db.read_session() as session:
+            rows = (
+                await session.scalars(
+                    select(Assignment).where(
+                        Assignment.kind == tickets_service.KIND,
+                        Assignment.subject_id.in_(ticket_ids),
+                        Assignment.state.in_(ACTIVE_STATES),
+                    )
+                )
+            ).all()
+        by_subject = {a.subject_id: a for a in rows}
+        return [by_subject.get(i) for i in ticket_ids]

@@ -1,0 +1,1 @@
+"""Notifications: the in-app inbox (one row per recipient and event), pushes and webhooks."""

@@ -1,0 +1,50 @@
+"""Run recorded jobs through the real actor handlers, the way a worker would, until none are left."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dramatiq.brokers.stub import StubBroker
+
+from api.core.jobs import OutboundJob, RecordingJobSender
+from api.settings import Settings
+from worker import runtime
+from worker.actors import accounts, dispatch, tickets
+from worker.main import install
+
+HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "accounts.purge_expired_sessions": accounts.handle_purge_expired_sessions,
+    "dispatch.assign": dispatch.handle_assign,
+    "dispatch.expire_offer": dispatch.handle_expire_offer,
+    "ticket.assignment_changed": tickets.handle_assignment_changed,
+    "tickets.notify": tickets.handle_notify,
+    "tickets.sla_scan": tickets.handle_sla_scan,
+    "tickets.follow_up_scan": tickets.handle_follow_up_scan,
+}
+
+
+class JobRunner:
+    """Configures the worker runtime on the test database and runs jobs from a recorder."""
+
+    def __init__(self, settings: Settings, recorder: RecordingJobSender) -> None:
+        self.recorder = recorder
+        install(settings, StubBroker())
+        runtime.configure(settings, runtime._broker or StubBroker(), sender=recorder)
+        self.done: list[OutboundJob] = []
+
+    async def drain(self, *, skip: set[str] | frozenset[str] = frozenset(), limit: int = 1000) -> list[str]:
+        """Run every recorded job (and the jobs they record) except actors in `skip`; return actor names run."""
+        ran: list[str] = []
+        for _ in range(limit):
+            pending = [o for o in self.recorder.sent if o not in self.done and o.job.actor_name not in skip]
+            if not pending:
+                return ran
+            outbound = pending[0]
+            self.done.append(outbound)
+            await HANDLERS[outbound.job.actor_name](**outbound.job.kwargs)
+            ran.append(outbound.job.actor_name)
+        raise AssertionError("jobs kept producing jobs")
+
+    async def close(self) -> None:
+        await runtime.dispose()
