@@ -12,16 +12,20 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from api.accounts.service import Passwords
 from api.core.broker import DramatiqJobSender, build_broker
 from api.core.crypto import PersonalDataCipher
 from api.core.database import Database
 from api.core.jobs import JobSender
+from api.core.pubsub import build_pubsub
 from api.graphql.context import Services
 from api.graphql.view import LinliGraphQL
+from api.media import BodyLimit, photo_endpoint, upload_body_limit
+from api.open311.routes import open311_routes
 from api.settings import Settings
+from api.tickets.photos import LocalPhotoStore
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ def build_services(settings: Settings, *, jobs: JobSender | None = None) -> Serv
             memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         ),
+        pubsub=build_pubsub(settings),
+        photos=LocalPhotoStore(settings.media_dir),
     )
 
 
@@ -105,7 +111,10 @@ def create_app(
             Route("/", root),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", BodyLimit(graphql, upload_body_limit(settings)), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/media/photos/{photo_id}", photo_endpoint(services), methods=["GET"]),
+            Mount("/open311/v2", routes=open311_routes(services)),
         ],
         lifespan=lifespan,
     )

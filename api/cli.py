@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,55 +135,203 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# `linli worker` supervises Dramatiq: restarted with backoff when it dies, stopped on a signal.
+RESTART_BACKOFF_FIRST_SECONDS = 1.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+HEALTHY_RUN_SECONDS = 60.0  # a run at least this long resets the backoff
+SHUTDOWN_GRACE_SECONDS = 30.0  # from SIGTERM to SIGKILL
+# Dramatiq's own limit for in-flight messages to finish on shutdown (inside our grace); what is
+# still running then is redelivered once the process's heartbeat times out.
+DRAMATIQ_SHUTDOWN_TIMEOUT_MS = 25_000
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Dramatiq worker processes plus, in this process, the scheduler (leader-elected) and relay."""
+    """Dramatiq worker processes (supervised) plus, in this process, the scheduler (leader-elected) and relay."""
     if settings.embedded_queue:
         print("linli worker needs LINLI_REDIS_URL; the embedded default runs its worker inside `linli serve`.")
         return 2
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "worker.entry", "--processes", str(args.processes),
-         "--threads", str(args.threads)]
-    )  # fmt: skip
+    # Before anything slow: from here on a signal means "stop cleanly", never "die and orphan Dramatiq".
+    stopping = threading.Event()
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    log.info("starting the scheduler and %d Dramatiq processes", args.processes)
     try:
-        asyncio.run(_run_scheduler(settings, proc))
+        # The slow imports happen here, where a signal just sets the flag.
+        import api.app  # noqa: F401
+        import worker.scheduler  # noqa: F401
+
+        if not stopping.is_set():
+            asyncio.run(_run_scheduler(settings, args, stopping))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    return proc.returncode or 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
 
 
-async def _run_scheduler(settings: Settings, proc: subprocess.Popen[bytes]) -> None:
-    from api.app import build_services
-    from worker.scheduler import build_scheduler
-
-    services = build_services(settings)
+async def _run_scheduler(settings: Settings, args: argparse.Namespace, stopping: threading.Event) -> None:
+    """Supervise the Dramatiq processes and run the scheduler until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
-    async def watch_child() -> None:
-        # The Dramatiq processes exiting (crash or signal) stops this process too.
-        await asyncio.to_thread(proc.wait)
+    def request_stop() -> None:
+        stopping.set()
         stop.set()
 
-    async def run_scheduler() -> None:
-        try:
-            await scheduler.run_forever(stop)
-        finally:
-            # A signal stops this process: pass it on to the Dramatiq processes, or watch_child waits forever.
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-
-    scheduler = build_scheduler(services.db, services.jobs, settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop)
+    if stopping.is_set():  # signalled while starting up
+        stop.set()
+    supervisor = asyncio.create_task(_supervise_dramatiq(_dramatiq_command(args), stop))
+    # Whatever ends the supervisor ends the worker: never schedule jobs with nobody to run them.
+    supervisor.add_done_callback(lambda _task: stop.set())
     try:
-        await asyncio.gather(run_scheduler(), watch_child())
+        from api.app import build_services
+        from worker.scheduler import build_scheduler
+
+        services = build_services(settings)
+        try:
+            await build_scheduler(services.db, services.jobs, settings).run_forever(stop)
+        finally:
+            await services.db.dispose()
     finally:
-        await services.db.dispose()
+        stop.set()
+        await supervisor
+
+
+def _dramatiq_command(args: argparse.Namespace) -> list[str]:
+    return [
+        sys.executable, "-m", "dramatiq", "worker.entry",
+        "--processes", str(args.processes), "--threads", str(args.threads),
+        "--worker-shutdown-timeout", str(DRAMATIQ_SHUTDOWN_TIMEOUT_MS),
+    ]  # fmt: skip
+
+
+async def _supervise_dramatiq(command: list[str], stop: asyncio.Event) -> None:
+    """Run Dramatiq until `stop`; whenever it exits on its own, start it again after a backoff.
+
+    Dramatiq's main process shuts all its workers down and exits when one of them dies, so
+    restarting it restores every process; messages the dead one held come back once its
+    heartbeat times out (settings.broker_heartbeat_timeout_ms).
+    """
+    backoff = RESTART_BACKOFF_FIRST_SECONDS
+    restarts = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        # Its own process group: a terminal's Ctrl-C reaches only this process (Dramatiq's workers
+        # would otherwise get SIGTERM twice, which kills them mid-message), and at the end the
+        # whole group can be killed.
+        proc = await asyncio.create_subprocess_exec(*command, process_group=0)
+        log.info("dramatiq started (pid %d)", proc.pid)
+        exited = asyncio.ensure_future(proc.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not exited.done():
+            await _stop_dramatiq(proc.pid, exited)
+            return
+        ran = time.monotonic() - started
+        # A killed main process leaves its workers running: stop them before starting anew.
+        await _end_process_group(proc.pid)
+        if stop.is_set():
+            return
+        if ran >= HEALTHY_RUN_SECONDS:
+            backoff = RESTART_BACKOFF_FIRST_SECONDS
+        restarts += 1
+        log.error(
+            "dramatiq (pid %d) exited unexpectedly (%s) after %.1fs; restart #%d in %gs",
+            proc.pid, _describe_exit(exited.result()), ran, restarts, backoff,
+        )  # fmt: skip
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=backoff)
+        backoff = min(backoff * 2, RESTART_BACKOFF_MAX_SECONDS)
+
+
+async def _stop_dramatiq(pid: int, exited: asyncio.Future[int]) -> None:
+    """SIGTERM to Dramatiq's main process (it passes it on to its workers), SIGKILL to the group after the grace."""
+    log.info("stopping dramatiq (pid %d)", pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    await asyncio.wait({exited}, timeout=SHUTDOWN_GRACE_SECONDS)
+    if not exited.done():
+        log.warning("dramatiq did not stop within %gs; killing its process group", SHUTDOWN_GRACE_SECONDS)
+    _kill_process_group(pid, signal.SIGKILL)
+    await exited
+
+
+async def _end_process_group(pgid: int) -> None:
+    """SIGTERM what is left of a process group, SIGKILL after the grace; returns once it is empty."""
+    if not _process_group_alive(pgid):
+        return
+    log.warning("dramatiq's main process is gone but its group %d is not; stopping it", pgid)
+    _kill_process_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+    while _process_group_alive(pgid):
+        if time.monotonic() > deadline:
+            _kill_process_group(pgid, signal.SIGKILL)
+            return
+        await asyncio.sleep(0.1)
+
+
+def _kill_process_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _process_group_alive(pgid: int) -> bool:
+    """Whether a live process is in the group; zombies waiting for a reaper do not count (on Linux)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(pgrp) == pgid and state != "Z":
+                return True
+        except (OSError, IndexError, ValueError):
+            continue
+    return False
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit code {returncode}"
+
+
+def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """List the messages Dramatiq gave up on, newest first (Redis keeps them a week)."""
+    if settings.embedded_queue:
+        print("The in-process queue keeps no dead letters; set LINLI_REDIS_URL.", file=sys.stderr)
+        return 2
+    import json
+
+    from api.core.broker import build_broker, dead_letters
+
+    letters = dead_letters(build_broker(settings), queue_name=args.queue, limit=args.limit)
+    if not letters:
+        print(f"No dead-lettered messages in queue {args.queue}." if args.queue else "No dead-lettered messages.")
+        return 0
+    for letter in letters:
+        call = json.dumps(letter.kwargs, ensure_ascii=False, default=str)
+        if letter.args:
+            call = f"{json.dumps(letter.args, ensure_ascii=False, default=str)} {call}"
+        print(
+            f"{letter.dead_lettered_at:%Y-%m-%d %H:%M:%S}Z  queue={letter.queue_name}  actor={letter.actor_name}"
+            f"  message_id={letter.message_id}  failed_runs={letter.failed_runs}"
+        )
+        print(f"    args: {call}")
+        print(f"    failure: {letter.failure}")
+    print(f"{len(letters)} dead-lettered message(s).")
+    return 0
 
 
 def cmd_check_migrations(_settings: Settings, _args: argparse.Namespace) -> int:
@@ -203,6 +353,30 @@ def cmd_check_migrations(_settings: Settings, _args: argparse.Namespace) -> int:
         downgrade(url, "base")
         upgrade(url)
     print("Migrations match the models, and downgrade and upgrade cleanly.")
+    return 0
+
+
+def cmd_open311_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Create an Open311 client key for one community and print it (only its hash is stored)."""
+    from api.core.database import Database
+    from api.core.errors import DomainError
+    from api.open311.service import create_client
+
+    async def create() -> str:
+        db = Database(settings.database_url, pool_size=1)
+        try:
+            async with db.unit_of_work() as uow:
+                _, key = await create_client(uow, community_code=args.community, name=args.name)
+            return key
+        finally:
+            await db.dispose()
+
+    try:
+        key = asyncio.run(create())
+    except DomainError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    print(f"Open311 api_key for {args.name} ({args.community}), shown only this once:\n{key}")
     return 0
 
 
@@ -232,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, default=4)
     worker.set_defaults(func=cmd_worker)
 
+    dead = sub.add_parser("dead-letters", help="List the messages the worker gave up on (Redis dead-letter queues).")
+    dead.add_argument("--queue", default=None, help="Only this queue (e.g. dispatch, notifications).")
+    dead.add_argument("--limit", type=int, default=100, help="At most this many, newest first.")
+    dead.set_defaults(func=cmd_dead_letters)
+
     migrate = sub.add_parser("migrate", help="Migrate the database to the latest revision.")
     migrate.set_defaults(func=cmd_migrate)
 
@@ -247,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-schema", help="Write the GraphQL SDL.")
     export.add_argument("--output", default="schema.graphql")
     export.set_defaults(func=cmd_export_schema)
+
+    key = sub.add_parser("open311-key", help="Create an Open311 client's api_key for a community (printed once).")
+    key.add_argument("--community", required=True, help="The community code (the jurisdiction_id).")
+    key.add_argument("--name", required=True, help="The client's name, e.g. 市民热线.")
+    key.set_defaults(func=cmd_open311_key)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "linli-embedded-development-key-not-for-production"
@@ -52,8 +52,24 @@ class Settings(BaseSettings):
     outbox_relay_interval_seconds: float = 5.0
     outbox_relay_grace_seconds: float = 10.0
     scheduler_tick_seconds: float = 5.0
+    # Dramatiq on Redis (README "Worker faults and recovery"). A worker process silent for the
+    # heartbeat timeout is dead: the next maintenance pass (run by this many broker calls in a
+    # million; idle consumers poll every queue about once a second) requeues its unacked messages.
+    broker_heartbeat_timeout_ms: int = Field(5_000, ge=1_000)
+    broker_maintenance_chance: int = Field(100_000, ge=0, le=1_000_000)
+    # Failed jobs retry with exponential backoff within these bounds, up to each actor's max_retries;
+    # a message whose worker process died during this many deliveries goes to the dead-letter queue.
+    broker_retry_min_backoff_ms: int = Field(1_000, ge=1)
+    broker_retry_max_backoff_ms: int = Field(300_000, ge=1)
+    broker_max_deliveries: int = Field(3, ge=1)
 
     seed_on_start: bool = True
+
+    # Ticket photos: files under media_dir, checked and re-encoded on upload.
+    media_dir: str = "./media"
+    photo_max_bytes: int = 8_000_000
+    photo_max_count: int = 6
+    photo_max_pixels: int = 40_000_000
 
     @property
     def is_sqlite(self) -> bool:

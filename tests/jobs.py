@@ -10,13 +10,14 @@ from dramatiq.brokers.stub import StubBroker
 from api.core.jobs import OutboundJob, RecordingJobSender
 from api.settings import Settings
 from worker import runtime
-from worker.actors import accounts, dispatch, tickets
+from worker.actors import accounts, dispatch, notifications, tickets
 from worker.main import install
 
 HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
     "accounts.purge_expired_sessions": accounts.handle_purge_expired_sessions,
     "dispatch.assign": dispatch.handle_assign,
     "dispatch.expire_offer": dispatch.handle_expire_offer,
+    "notifications.deliver_webhook": notifications.handle_deliver_webhook,
     "ticket.assignment_changed": tickets.handle_assignment_changed,
     "tickets.notify": tickets.handle_notify,
     "tickets.sla_scan": tickets.handle_sla_scan,

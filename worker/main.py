@@ -10,7 +10,12 @@ from api.core.broker import build_broker
 from api.settings import Settings
 from worker import runtime
 
-ACTOR_MODULES = ("worker.actors.accounts", "worker.actors.dispatch", "worker.actors.tickets")
+ACTOR_MODULES = (
+    "worker.actors.accounts",
+    "worker.actors.dispatch",
+    "worker.actors.notifications",
+    "worker.actors.tickets",
+)
 
 
 def actors() -> list[dramatiq.Actor[..., object]]:

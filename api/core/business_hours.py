@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from api.core.clock import CHINA_TZ
 
@@ -34,7 +34,7 @@ class BusinessCalendar:
     def add(self, start: datetime, minutes: float) -> datetime:
         """The moment `minutes` working minutes after `start` (returned in UTC)."""
         if self.always_open:
-            return start + timedelta(minutes=minutes)
+            return (start + timedelta(minutes=minutes)).astimezone(UTC)
         remaining = timedelta(minutes=minutes)
         local = start.astimezone(CHINA_TZ)
         day = local.date()
@@ -46,7 +46,7 @@ class BusinessCalendar:
                 if begin < close_at:
                     available = close_at - begin
                     if remaining <= available:
-                        return (begin + remaining).astimezone(start.tzinfo)
+                        return (begin + remaining).astimezone(UTC)
                     remaining -= available
             day += timedelta(days=1)
         raise ValueError("the calendar has no working time in the next three years")

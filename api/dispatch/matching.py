@@ -54,9 +54,13 @@ class Ranked:
 
     @property
     def score(self) -> float:
-        """A single number for display: higher is better (the order comes from rank_key)."""
+        """A single number for display: higher is better, and it never contradicts rank_key.
+
+        Each term outweighs everything after it: the load term (-999‰..0 mapped to 0.005..5 in
+        steps of 0.005) stays below one place step, and continuity (0.001) below one load step.
+        """
         preferred, available, place, load, continuity, _ = self.rank_key
-        return float(preferred * 1000 + available * 100 + place * 10 + load / 100 + continuity)
+        return preferred * 1000 + available * 100 + place * 10 + (1000 + load) / 200 + continuity / 1000
 
 
 def _ineligible(need: Need, c: Candidate) -> Reason | None:

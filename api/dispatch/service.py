@@ -8,6 +8,7 @@ per subject, so redelivered jobs and racing requests can never double-assign.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -99,15 +100,14 @@ def _available(windows: list[AvailabilityWindow], now: datetime) -> bool:
     return any(w.weekday == local.weekday() and w.start_minute <= minute < w.end_minute for w in windows)
 
 
-async def candidates_for(session: AsyncSession, request: DispatchRequest, now: datetime) -> list[Candidate]:
-    """Every active responder of the request's community, with load, availability and history."""
-    responders = list(
-        (
-            await session.scalars(
-                select(Responder).where(Responder.community_id == request.community_id, Responder.active.is_(True))
-            )
-        ).all()
-    )
+async def candidates_for(
+    session: AsyncSession, request: DispatchRequest, now: datetime, *, only: Collection[int] | None = None
+) -> list[Candidate]:
+    """Active responders of the request's community (or those in `only`), with load, availability and history."""
+    stmt = select(Responder).where(Responder.community_id == request.community_id, Responder.active.is_(True))
+    if only is not None:
+        stmt = stmt.where(Responder.id.in_(list(only)))
+    responders = list((await session.scalars(stmt)).all())
     if not responders:
         return []
     ids = [r.id for r in responders]
@@ -379,19 +379,63 @@ async def assign_by_hand(
     return assignment
 
 
+async def assign_directly(uow: UnitOfWork, *, kind: str, subject_id: int, responder_id: int, reason: str) -> Assignment:
+    """The owning domain already chose the responder (a booked workshop slot): engage them at once.
+
+    Records an accepted assignment (mode "booking") and marks the request assigned in the caller's
+    unit of work, so the request never goes out as an open offer or grab. The caller checks who
+    may do this. Raises NotFound, ValidationFailed, AlreadyAssigned.
+    """
+    request = await get_request(uow.session, kind=kind, subject_id=subject_id)
+    if request is None:
+        raise NotFound("Nothing to assign here.", field="subjectId")
+    responder = await uow.session.get(Responder, responder_id)
+    if responder is None or responder.community_id != request.community_id:
+        raise NotFound("No such responder in this community.", field="responderId")
+    if not responder.active:
+        raise ValidationFailed("This responder is not taking work.", field="responderId")
+    now = utc_now()
+    await _cancel_active(uow, request, now)
+    assignment = Assignment(
+        community_id=request.community_id,
+        request_id=request.id,
+        kind=request.kind,
+        subject_id=request.subject_id,
+        responder_id=responder.id,
+        state=AssignmentState.ACCEPTED.value,
+        mode="booking",
+        reasons=[Reason("booking", reason[:200]).as_dict()],
+        offered_at=now,
+        responded_at=now,
+    )
+    if not await _insert_assignment(uow, assignment):
+        raise AlreadyAssigned("Someone else changed the assignment at the same moment; try again.")
+    request.state = RequestState.ASSIGNED.value
+    request.preferred_responder_id = responder.id
+    request.updated_at = now
+    uow.enqueue(jobs.assignment_changed(kind, request.id, "accepted", assignment.id))
+    return assignment
+
+
 async def claim(uow: UnitOfWork, *, viewer: Viewer, kind: str, subject_id: int) -> Assignment:
-    """抢单: an eligible responder claims open work in grab mode. Raises NotFound, AlreadyAssigned."""
+    """抢单: an eligible responder claims open work in grab mode.
+
+    Eligible means grab-enabled and passing the same rules as an offer (skill, not on leave,
+    below their load limit). Raises NotFound, ValidationFailed, AlreadyAssigned.
+    """
     request = await get_request(uow.session, kind=kind, subject_id=subject_id)
     if request is None or request.community_id not in viewer.community_ids:
         raise NotFound("Nothing to claim here.", field="subjectId")
-    eligible = [
-        r
-        for r in await _responder_of(uow.session, viewer, request.community_id)
-        if r.grab_enabled and (request.skill is None or request.skill in (r.skills or ()))
-    ]
-    if not eligible:
-        raise ValidationFailed("You cannot claim this kind of work.", field="subjectId")
+    if request.mode != DispatchMode.GRAB.value:
+        raise ValidationFailed("This work is offered to responders in turn, not open to claim.", field="subjectId")
     now = utc_now()
+    grabbers = [r.id for r in await _responder_of(uow.session, viewer, request.community_id) if r.grab_enabled]
+    if not grabbers:
+        raise ValidationFailed("You cannot claim this work: you do not take grab work.", field="subjectId")
+    eligible, rejected = rank(Need(skill=request.skill), await candidates_for(uow.session, request, now, only=grabbers))
+    if not eligible:
+        why = rejected[0][1].detail if rejected else "you are not taking work"
+        raise ValidationFailed(f"You cannot claim this work: {why}.", field="subjectId")
     won = await uow.session.execute(
         update(DispatchRequest)
         .where(
@@ -408,7 +452,7 @@ async def claim(uow: UnitOfWork, *, viewer: Viewer, kind: str, subject_id: int) 
         request_id=request.id,
         kind=request.kind,
         subject_id=request.subject_id,
-        responder_id=eligible[0].id,
+        responder_id=eligible[0].responder_id,
         state=AssignmentState.ACCEPTED.value,
         mode="grab",
         reasons=[Reason("claimed", "claimed it first").as_dict()],

@@ -12,8 +12,10 @@ from api.accounts.service import Passwords
 from api.core.crypto import PersonalDataCipher
 from api.core.database import Database
 from api.core.jobs import JobSender
+from api.core.pubsub import PubSub
 from api.core.viewer import Viewer
 from api.settings import Settings
+from api.tickets.photos import PhotoStore
 
 if TYPE_CHECKING:
     from api.graphql.loaders import Loaders
@@ -28,6 +30,8 @@ class Services:
     jobs: JobSender
     cipher: PersonalDataCipher
     passwords: Passwords
+    pubsub: PubSub
+    photos: PhotoStore
 
 
 @dataclass
@@ -40,6 +44,8 @@ class Context:
     request: Any = None
     response: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The graphql-transport-ws `connection_init` payload (set by strawberry on websockets).
+    connection_params: dict[str, Any] | None = None
 
     @property
     def db(self) -> Database:

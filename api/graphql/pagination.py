@@ -7,10 +7,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import strawberry
+from sqlalchemy import Select
 from strawberry import relay
 from strawberry.relay.types import NodeType
 
-from api.core.pagination import MAX_PAGE_SIZE, Page, PageArgs
+from api.core.database import Database
+from api.core.pagination import MAX_PAGE_SIZE, Page, PageArgs, count_of, fetch_page
 from api.graphql.errors import bad_input
 
 N = TypeVar("N", bound=relay.Node)
@@ -77,3 +79,17 @@ def decode_ids(ids: Sequence[relay.GlobalID], type_name: str) -> list[int]:
 
 def decode_id(gid: relay.GlobalID, type_name: str) -> int:
     return decode_ids([gid], type_name)[0]
+
+
+async def paged(
+    db: Database, stmt: Select[Any], id_col: Any, args: PageArgs, to_node: Callable[[Any], N]
+) -> Connection[N]:
+    """A keyset page of `stmt` as a connection; `totalCount` runs its own count only when asked for."""
+    async with db.read_session() as session:
+        page = await fetch_page(session, stmt, id_col, args)
+
+    async def count() -> int:
+        async with db.read_session() as session:
+            return await count_of(session, stmt)
+
+    return connection(page, to_node, count)

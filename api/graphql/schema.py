@@ -23,11 +23,15 @@ from strawberry.extensions import (
 from api.graphql.accounts.schema import AccountsMutation, AccountsQuery
 from api.graphql.context import Info
 from api.graphql.errors import ALL_ERROR_TYPES, bad_input
+from api.graphql.notifications import NotificationsMutation
 from api.graphql.registry.mutations import RegistryMutation
 from api.graphql.registry.queries import RegistryQuery
 from api.graphql.tickets import schema as tickets_schema
+from api.graphql.tickets.photos import TicketPhotosMutation, TicketPhotosQuery
 from api.graphql.tickets.schema import TicketsMutation, TicketsQuery
+from api.graphql.tickets.subscriptions import TicketsSubscription
 from api.graphql.tickets.types import Assignment, Notification, Responder, Ticket, TicketCategory
+from api.graphql.tickets.workshop import WorkshopBooking, WorkshopMutation, WorkshopQuery, WorkshopSession
 from api.settings import Settings
 
 MAX_NODES = 100
@@ -51,7 +55,7 @@ async def _resolve_nodes(info: Info, ids: list[relay.GlobalID]) -> list[relay.No
 
 
 @strawberry.type(description="Everything a client can read.")
-class Query(AccountsQuery, RegistryQuery, TicketsQuery):
+class Query(AccountsQuery, RegistryQuery, TicketsQuery, WorkshopQuery, TicketPhotosQuery):
     @strawberry.field(description="Any object by its global id; null when it does not exist for you.")
     async def node(
         self, info: Info, id: Annotated[relay.GlobalID, strawberry.argument(description="A global id.")]
@@ -68,7 +72,14 @@ class Query(AccountsQuery, RegistryQuery, TicketsQuery):
 
 
 @strawberry.type(description="Everything a client can change.")
-class Mutation(AccountsMutation, RegistryMutation, TicketsMutation):
+class Mutation(
+    AccountsMutation, RegistryMutation, TicketsMutation, WorkshopMutation, TicketPhotosMutation, NotificationsMutation
+):
+    pass
+
+
+@strawberry.type(description="Live updates, over a graphql-transport-ws websocket at /graphql.")
+class Subscription(TicketsSubscription):
     pass
 
 
@@ -102,6 +113,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[
             *ALL_ERROR_TYPES,
             *tickets_schema.ERROR_TYPES,
@@ -110,6 +122,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             Responder,
             Assignment,
             Notification,
+            WorkshopSession,
+            WorkshopBooking,
         ],
         extensions=extensions,
     )

@@ -9,6 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from api.accounts.service import viewer_for_token
 from api.core.clock import local_today
@@ -19,7 +22,10 @@ from api.graphql.schema import build_schema
 
 
 def bearer_token(request: Request | WebSocket) -> str | None:
-    header = request.headers.get("authorization", "")
+    return parse_bearer(request.headers.get("authorization", ""))
+
+
+def parse_bearer(header: str) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
@@ -33,7 +39,8 @@ class LinliGraphQL(GraphQL[Context, None]):
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphql_ide else None,
             allow_queries_via_get=True,
-            multipart_uploads_enabled=False,
+            multipart_uploads_enabled=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.services = services
 
@@ -58,6 +65,31 @@ class LinliGraphQL(GraphQL[Context, None]):
             request=request,
             response=response,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """graphql-transport-ws `connection_init`: the payload's {"Authorization": "Bearer …"} sets the viewer.
+
+        Without one the handshake's Authorization header counts. A token that is given but not (or
+        no longer) valid closes the socket with 4403, so the client logs in again.
+        """
+        params = context.connection_params or {}
+        header = next((v for k, v in params.items() if k.lower() == "authorization" and isinstance(v, str)), None)
+        if header is None:
+            if context.request is not None and bearer_token(context.request) and not context.viewer.is_authenticated:
+                raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+            return UNSET
+        token = parse_bearer(header)
+        viewer = None
+        if token is not None:
+            async with self.services.db.read_session() as session:
+                viewer = await viewer_for_token(session, token)
+        if viewer is None:
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED"})
+        context.viewer = viewer
+        context.loaders = Loaders(
+            self.services.db, viewer, context.today, cipher=self.services.cipher, request_id=context.request_id
+        )
+        return UNSET
 
     async def get_root_value(self, request: Any) -> None:
         return None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from api.accounts import service as accounts_service
+from api.accounts.models import Account
 from api.core.database import UnitOfWork
 from api.core.viewer import Role
 from api.dispatch.models import Assignment, Responder
@@ -47,6 +48,12 @@ async def deliver(uow: UnitOfWork, *, ticket_id: int, event_id: int) -> Delivere
     recipients: set[int] = set()
     if event.public and ticket.reporter_account_id is not None:
         recipients.add(ticket.reporter_account_id)
+    elif event.public and ticket.reporter_resident_id is not None:
+        # Taken by phone or at the desk for a resident: their own login hears back too.
+        own = await uow.session.scalars(
+            select(Account.id).where(Account.resident_id == ticket.reporter_resident_id, Account.is_active.is_(True))
+        )
+        recipients.update(own.all())
     if ticket.assignee_responder_id is not None:
         responder = await uow.session.get(Responder, ticket.assignee_responder_id)
         if responder is not None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -18,7 +18,7 @@ from api.core.database import UnitOfWork
 from api.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from api.core.viewer import Permission, Viewer
 from api.dispatch import service as dispatch_service
-from api.dispatch.models import DispatchMode, Responder
+from api.dispatch.models import Assignment, AssignmentState, DispatchMode, Responder
 from api.registry.models import Building, Household, Resident
 from api.tickets import jobs
 from api.tickets.categories import validate_answers
@@ -28,6 +28,7 @@ from api.tickets.models import (
     Ticket,
     TicketCategory,
     TicketEvent,
+    TicketKind,
     TicketStatus,
 )
 
@@ -70,8 +71,9 @@ TRANSITIONS: dict[Action, tuple[frozenset[TicketStatus], TicketStatus | None]] =
     Action.CANCEL: (frozenset({S.SUBMITTED, S.ACKNOWLEDGED, S.ASSIGNED}), S.CANCELLED),
     Action.REOPEN: (frozenset({S.RESOLVED, S.CLOSED}), S.REOPENED),
 }
+# Pausing the SLA clock is staff's call, never the assignee's whose clock it is.
 STAFF_ONLY = frozenset({Action.REJECT, Action.AWAIT_RESIDENT, Action.RESUME})
-ASSIGNEE_MAY = frozenset({Action.ACKNOWLEDGE, Action.START, Action.RESOLVE, Action.AWAIT_RESIDENT, Action.RESUME})
+ASSIGNEE_MAY = frozenset({Action.ACKNOWLEDGE, Action.START, Action.RESOLVE})
 REPORTER_MAY = frozenset({Action.CANCEL, Action.CLOSE, Action.REOPEN})
 NOTE_REQUIRED = frozenset({Action.REJECT, Action.REOPEN})
 
@@ -96,6 +98,7 @@ class TicketDraft:
     channel: Channel = Channel.APP
     on_behalf_of_resident_id: int | None = None  # staff taking a phone call or a walk-in
     contact_name: str | None = None
+    preferred_responder_id: int | None = None  # who is asked first (a workshop booking: its craftsperson)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +114,29 @@ class Viewpoint:
         return self.staff or self.reporter or self.assignee
 
 
+ALWAYS_OPEN = BusinessCalendar(always_open=True)
+
+
 def calendar_for(_community_id: int) -> BusinessCalendar:
     """The community's business hours (the default office hours until communities configure theirs)."""
     return BusinessCalendar()
 
 
-def _clean_text(value: str, *, field: str, limit: int, required: bool = True) -> str:
+def _callback_clock(community_id: int, injury: bool) -> BusinessCalendar:
+    """The call-back runs on business hours; when someone is hurt it runs at all hours (and is tighter)."""
+    return ALWAYS_OPEN if injury else calendar_for(community_id)
+
+
+def _callback_minutes(category: TicketCategory, injury: bool) -> int:
+    return category.injury_callback_minutes if injury else category.callback_minutes
+
+
+def _clean_text(
+    value: str, *, field: str, limit: int, required: bool = True, missing: str = "Please describe the problem."
+) -> str:
     cleaned = value.strip()
     if required and not cleaned:
-        raise ValidationFailed("Please describe the problem.", field=field)
+        raise ValidationFailed(missing, field=field)
     if len(cleaned) > limit:
         raise ValidationFailed(f"At most {limit} characters.", field=field)
     return cleaned
@@ -129,13 +146,22 @@ def _clean_text(value: str, *, field: str, limit: int, required: bool = True) ->
 
 
 def visible_tickets(viewer: Viewer) -> Select[Ticket]:
-    """Tickets that exist for the viewer: all of their staff communities, plus their own and assigned."""
+    """Tickets that exist for the viewer: all of their staff communities, plus their own, assigned and offered."""
     staff_of = viewer.communities_where(Permission.MANAGE_TICKETS)
     conds: list[Any] = [Ticket.community_id.in_(staff_of)]
     if viewer.account_id is not None:
+        mine = select(Responder.id).where(Responder.account_id == viewer.account_id)
         conds.append(Ticket.reporter_account_id == viewer.account_id)
+        conds.append(Ticket.assignee_responder_id.in_(mine))
+        # An open offer: the responder must see the work to decide.
         conds.append(
-            Ticket.assignee_responder_id.in_(select(Responder.id).where(Responder.account_id == viewer.account_id))
+            Ticket.id.in_(
+                select(Assignment.subject_id).where(
+                    Assignment.kind == KIND,
+                    Assignment.state == AssignmentState.OFFERED.value,
+                    Assignment.responder_id.in_(mine),
+                )
+            )
         )
     if viewer.resident_id is not None:
         conds.append(Ticket.reporter_resident_id == viewer.resident_id)
@@ -192,8 +218,9 @@ async def possible_duplicates(
         return list(rows)
     if place.latitude is None or place.longitude is None:
         return []
-    # A bounding box in SQL narrows the rows; the exact distance is checked here.
-    dlat = category.duplicate_radius_m / 111_320
+    # A bounding box in SQL narrows the rows; the exact distance is checked here. The box uses the
+    # same Earth radius as distance_m, so every point within the radius is inside it.
+    dlat = math.degrees(category.duplicate_radius_m / EARTH_RADIUS_M)
     dlon = dlat / max(math.cos(math.radians(place.latitude)), 0.01)
     rows = (
         await session.scalars(
@@ -271,34 +298,83 @@ async def _place_of(uow: UnitOfWork, community_id: int, place: Place) -> tuple[i
     raise ValidationFailed("Say where: a building, a map point or an address.", field="place")
 
 
+@dataclass(frozen=True, slots=True)
+class _Reporter:
+    """Who a new ticket is from: (reporter resident, reporter account)."""
+
+    resident_id: int | None
+    account_id: int | None
+
+
 async def submit(uow: UnitOfWork, *, viewer: Viewer, draft: TicketDraft, now: datetime | None = None) -> Ticket:
     """Submit a report, repair request or workshop booking and start looking for someone.
 
     Raises Unauthenticated, NotFound, ValidationFailed, EmergencyNotice, Forbidden.
     """
     viewer.require_authenticated()
-    now = now or utc_now()
+    if draft.channel is Channel.OPEN311:
+        raise ValidationFailed("Open311 requests come through the Open311 endpoint.", field="channel")
+
+    async def reporter(community_id: int) -> _Reporter:
+        if draft.channel in (Channel.PHONE, Channel.WALK_IN) or draft.on_behalf_of_resident_id is not None:
+            viewer.require(Permission.MANAGE_TICKETS, community_id)
+            if draft.on_behalf_of_resident_id is not None:
+                resident = await uow.session.get(Resident, draft.on_behalf_of_resident_id)
+                if resident is None or resident.community_id != community_id:
+                    raise NotFound("No such resident in this community.", field="onBehalfOfResidentId")
+            elif not (draft.contact_name or "").strip():
+                raise ValidationFailed("Name the resident or give a contact name.", field="contactName")
+            return _Reporter(resident_id=draft.on_behalf_of_resident_id, account_id=None)
+        return _Reporter(resident_id=viewer.resident_id, account_id=viewer.account_id)
+
+    return await _create_ticket(
+        uow, draft=draft, community_ids=viewer.community_ids, reporter=reporter, actor=viewer, now=now or utc_now()
+    )
+
+
+async def submit_from_open311(
+    uow: UnitOfWork, *, community_id: int, draft: TicketDraft, contact_name: str, now: datetime | None = None
+) -> Ticket:
+    """Submit a ticket that an Open311 client (e.g. the city hotline) filed for the community.
+
+    The client is trusted for its one community; the ticket has no reporter account, only a
+    contact name, and comes in on the open311 channel. Raises NotFound, ValidationFailed, EmergencyNotice.
+    """
+
+    async def reporter(_community_id: int) -> _Reporter:
+        return _Reporter(resident_id=None, account_id=None)
+
+    open311_draft = replace(draft, channel=Channel.OPEN311, on_behalf_of_resident_id=None, contact_name=contact_name)
+    return await _create_ticket(
+        uow,
+        draft=open311_draft,
+        community_ids=frozenset({community_id}),
+        reporter=reporter,
+        actor=None,
+        now=now or utc_now(),
+    )
+
+
+async def _create_ticket(
+    uow: UnitOfWork,
+    *,
+    draft: TicketDraft,
+    community_ids: frozenset[int],
+    reporter: Callable[[int], Awaitable[_Reporter]],
+    actor: Viewer | None,
+    now: datetime,
+) -> Ticket:
+    """Validate the draft in one of `community_ids`, create the ticket and open its dispatch request."""
     category = await uow.session.get(TicketCategory, draft.category_id)
-    if category is None or not category.active or category.community_id not in viewer.community_ids:
+    if category is None or not category.active or category.community_id not in community_ids:
         raise NotFound("No such category.", field="categoryId")
     community_id = category.community_id
     description = _clean_text(draft.description, field="description", limit=MAX_DESCRIPTION)
     answers = validate_answers(category, draft.answers)
     building_id, compound_id = await _place_of(uow, community_id, draft.place)
 
-    reporter_resident_id = viewer.resident_id
-    reporter_account_id = viewer.account_id
-    if draft.channel in (Channel.PHONE, Channel.WALK_IN) or draft.on_behalf_of_resident_id is not None:
-        viewer.require(Permission.MANAGE_TICKETS, community_id)
-        reporter_account_id = None
-        reporter_resident_id = draft.on_behalf_of_resident_id
-        if reporter_resident_id is not None:
-            resident = await uow.session.get(Resident, reporter_resident_id)
-            if resident is None or resident.community_id != community_id:
-                raise NotFound("No such resident in this community.", field="onBehalfOfResidentId")
-        elif not (draft.contact_name or "").strip():
-            raise ValidationFailed("Name the resident or give a contact name.", field="contactName")
-    if category.area == "home" and building_id is None:
+    who = await reporter(community_id)
+    if category.area == "home" and building_id is None and category.kind != TicketKind.WORKSHOP.value:
         raise ValidationFailed("A repair at home needs the building, unit and room.", field="buildingId")
     if draft.place.room is not None and building_id is not None and draft.place.unit is not None:
         household = await uow.session.scalar(
@@ -312,11 +388,7 @@ async def submit(uow: UnitOfWork, *, viewer: Viewer, draft: TicketDraft, now: da
             raise NotFound("No household at that unit and room.", field="room")
 
     calendar = calendar_for(community_id)
-    callback_due = (
-        now + timedelta(minutes=category.injury_callback_minutes)  # someone hurt: a 24-hour clock
-        if draft.injury
-        else calendar.add(now, category.callback_minutes)
-    )
+    callback_due = _callback_clock(community_id, draft.injury).add(now, _callback_minutes(category, draft.injury))
     ticket = Ticket(
         community_id=community_id,
         category_id=category.id,
@@ -326,9 +398,9 @@ async def submit(uow: UnitOfWork, *, viewer: Viewer, draft: TicketDraft, now: da
         description=description,
         answers=answers,
         injury=draft.injury,
-        reporter_resident_id=reporter_resident_id,
-        reporter_account_id=reporter_account_id,
-        created_by_account_id=viewer.account_id,
+        reporter_resident_id=who.resident_id,
+        reporter_account_id=who.account_id,
+        created_by_account_id=actor.account_id if actor else None,
         contact_name=(draft.contact_name or "").strip()[:50] or None,
         building_id=building_id,
         compound_id=compound_id,
@@ -344,8 +416,8 @@ async def submit(uow: UnitOfWork, *, viewer: Viewer, draft: TicketDraft, now: da
     )
     uow.session.add(ticket)
     await uow.session.flush()
-    await _record(uow, ticket, kind="status", viewer=viewer, to_status=ticket.status, note=None)
-    await dispatch_service.open_request(uow, _need(ticket, category))
+    await _record(uow, ticket, kind="status", viewer=actor, to_status=ticket.status, note=None)
+    await dispatch_service.open_request(uow, _need(ticket, category, preferred=draft.preferred_responder_id))
     return ticket
 
 
@@ -377,18 +449,27 @@ async def transition(
     now = now or utc_now()
     ticket = await get_visible(uow.session, viewer, ticket_id, lock=True)
     who = await viewpoint(uow.session, viewer, ticket)
-    allowed = who.staff or (who.assignee and action in ASSIGNEE_MAY) or (who.reporter and action in REPORTER_MAY)
+    allowed = who.staff or (
+        action not in STAFF_ONLY
+        and ((who.assignee and action in ASSIGNEE_MAY) or (who.reporter and action in REPORTER_MAY))
+    )
     if not allowed:
         raise Forbidden("You may not do that to this ticket.")
     sources, target = TRANSITIONS[action]
     current = TicketStatus(ticket.status)
     if current not in sources:
         raise IllegalTransition(f"A {current.value} ticket cannot be {action.value}d.", field="action")
-    clean_note = _clean_text(note or "", field="note", limit=MAX_NOTE, required=action in NOTE_REQUIRED) or None
+    clean_note = (
+        _clean_text(
+            note or "", field="note", limit=MAX_NOTE, required=action in NOTE_REQUIRED, missing="Add a note saying why."
+        )
+        or None
+    )
     if action is Action.ACKNOWLEDGE:
         if ticket.acknowledged_at is not None:
             raise IllegalTransition("First contact is recorded already.", field="action")
         ticket.acknowledged_at = now
+        ticket.sla_warned_at = None  # the resolution clock runs now; it warns on its own
         if current in (S.SUBMITTED, S.REOPENED):
             target = S.ACKNOWLEDGED
     elif action is Action.AWAIT_RESIDENT:
@@ -431,11 +512,14 @@ async def transition(
 def _resume_clock(ticket: Ticket, now: datetime) -> None:
     """Waiting on the resident does not count: push the due times on by the business time waited."""
     assert ticket.waiting_since is not None
-    waited = calendar_for(ticket.community_id).between(ticket.waiting_since, now)
-    calendar = calendar_for(ticket.community_id)
     if ticket.acknowledged_at is None and ticket.callback_due_at is not None:
-        ticket.callback_due_at = calendar.add(ticket.callback_due_at, waited)
-    if ticket.resolution_due_at is not None:
+        clock = _callback_clock(ticket.community_id, ticket.injury)
+        waited = clock.between(ticket.waiting_since, now)
+        if waited > 0:
+            ticket.callback_due_at = clock.add(ticket.callback_due_at, waited)
+    calendar = calendar_for(ticket.community_id)
+    waited = calendar.between(ticket.waiting_since, now)
+    if ticket.resolution_due_at is not None and waited > 0:
         ticket.resolution_due_at = calendar.add(ticket.resolution_due_at, waited)
     ticket.waiting_since = None
 
@@ -448,11 +532,14 @@ async def _reopen(uow: UnitOfWork, ticket: Ticket, now: datetime) -> None:
     ticket.cycle += 1
     ticket.resolved_at = ticket.closed_at = None
     ticket.acknowledged_at = None
-    ticket.callback_due_at = calendar.add(now, category.callback_minutes)
+    ticket.callback_due_at = _callback_clock(ticket.community_id, ticket.injury).add(
+        now, _callback_minutes(category, ticket.injury)
+    )
     ticket.resolution_due_at = calendar.add(now, category.resolution_hours * 60)
     ticket.sla_warned_at = None
     ticket.escalation_level = 0
     ticket.follow_up_due_at = None
+    ticket.follow_up_answer = None  # the new cycle gets its own follow-up question
     ticket.rating = None
     ticket.rating_comment = None
     ticket.rated_at = None
@@ -477,11 +564,16 @@ async def mark_duplicate(uow: UnitOfWork, *, viewer: Viewer, ticket_id: int, ori
     """Staff mark a ticket as a duplicate of another open one; both link to each other."""
     ticket = await get_visible(uow.session, viewer, ticket_id, lock=True)
     viewer.require(Permission.MANAGE_TICKETS, ticket.community_id)
-    original = await get_visible(uow.session, viewer, original_id)
+    try:
+        original = await get_visible(uow.session, viewer, original_id)
+    except NotFound:
+        raise NotFound("No such ticket.", field="originalId") from None
     if original.id == ticket.id or original.community_id != ticket.community_id:
         raise ValidationFailed("Choose another ticket of this community as the original.", field="originalId")
     if original.duplicate_of_id is not None:
         raise ValidationFailed("The original is itself a duplicate; choose its original.", field="originalId")
+    if original.status not in OPEN_STATUS_VALUES:
+        raise ValidationFailed("The original is no longer open; treat this as a new report.", field="originalId")
     if TicketStatus(ticket.status) not in (S.SUBMITTED, S.ACKNOWLEDGED, S.ASSIGNED, S.REOPENED):
         raise IllegalTransition(f"A {ticket.status} ticket cannot be marked a duplicate.", field="ticketId")
     previous = ticket.status
@@ -541,7 +633,7 @@ async def on_assignment_changed(uow: UnitOfWork, *, request_id: int, event: str,
 
     Idempotent: the event row for (assignment, event) is written once; a replay finds it.
     """
-    from api.dispatch.models import Assignment, DispatchRequest
+    from api.dispatch.models import DispatchRequest
 
     request = await uow.session.get(DispatchRequest, request_id)
     if request is None or request.kind != KIND:
@@ -620,20 +712,22 @@ async def sla_scan(uow: UnitOfWork, *, now: datetime | None = None) -> SlaOutcom
             )
         )
     ).all()
+    category_ids = {t.category_id for t in tickets}
+    categories = {
+        c.id: c
+        for c in (await uow.session.scalars(select(TicketCategory).where(TicketCategory.id.in_(category_ids)))).all()
+    }
     warned: list[int] = []
     escalated: list[tuple[int, int]] = []
     for ticket in tickets:
-        due, start = _active_due(ticket)
-        if due is None:
+        category = categories.get(ticket.category_id)
+        clock = _active_clock(ticket, category) if category is not None else None
+        if clock is None:
             continue
-        target = (due - start).total_seconds()
-        late = (now - due).total_seconds()
-        if late < 0:
-            if (
-                target > 0
-                and (now - start).total_seconds() >= WARN_AT_FRACTION * target
-                and ticket.sla_warned_at is None
-            ):
+        due, target, calendar = clock
+        if now < due:
+            passed = target - calendar.between(now, due)
+            if ticket.sla_warned_at is None and passed >= WARN_AT_FRACTION * target:
                 won = await uow.session.execute(
                     update(Ticket)
                     .where(Ticket.id == ticket.id, Ticket.sla_warned_at.is_(None))
@@ -645,7 +739,8 @@ async def sla_scan(uow: UnitOfWork, *, now: datetime | None = None) -> SlaOutcom
                         uow, ticket, kind="sla", viewer=None, note=f"warning: due {due.isoformat()}", public=False
                     )
             continue
-        level = 1 if late < 0.5 * max(target, 60) else 2 if late < max(target, 60) else 3
+        late = calendar.between(due, now)
+        level = 1 if late < 0.5 * target else 2 if late < target else 3
         won = await uow.session.execute(
             update(Ticket).where(Ticket.id == ticket.id, Ticket.escalation_level < level).values(escalation_level=level)
         )
@@ -655,11 +750,18 @@ async def sla_scan(uow: UnitOfWork, *, now: datetime | None = None) -> SlaOutcom
     return SlaOutcome(warned, escalated)
 
 
-def _active_due(ticket: Ticket) -> tuple[datetime | None, datetime]:
-    """The clock that runs now: the call-back until first contact, then resolution."""
+def _active_clock(ticket: Ticket, category: TicketCategory) -> tuple[datetime, float, BusinessCalendar] | None:
+    """The clock that runs now as (due, target minutes, calendar): the call-back until first contact, then resolution.
+
+    Progress is measured on the clock's own calendar back from the due time, so a reopened cycle
+    or a pause on the resident counts from when the due time was last set, not from submission.
+    """
     if ticket.acknowledged_at is None and ticket.callback_due_at is not None:
-        return ticket.callback_due_at, ticket.created_at
-    return ticket.resolution_due_at, ticket.created_at
+        target = _callback_minutes(category, ticket.injury)
+        return ticket.callback_due_at, max(target, 1), _callback_clock(ticket.community_id, ticket.injury)
+    if ticket.resolution_due_at is None:
+        return None
+    return ticket.resolution_due_at, max(category.resolution_hours * 60, 1), calendar_for(ticket.community_id)
 
 
 async def follow_ups_due(uow: UnitOfWork, *, now: datetime | None = None) -> list[int]:

@@ -8,10 +8,9 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 
-from api.core.pagination import count_of, fetch_page
 from api.core.viewer import Permission
 from api.graphql.context import Info
-from api.graphql.pagination import Connection, connection, decode_id, page_args
+from api.graphql.pagination import Connection, decode_id, page_args, paged
 from api.graphql.registry.survey import AgeingSurvey
 from api.graphql.registry.types import AfterArg, Community, FirstArg, Resident, ResidentFilterInput
 from api.registry import repository, survey
@@ -27,17 +26,8 @@ def _forbidden(message: str) -> GraphQLError:
 class RegistryQuery:
     @strawberry.field(description="Communities the viewer has a role in.")
     async def communities(self, info: Info, first: FirstArg = None, after: AfterArg = None) -> Connection[Community]:
-        args = page_args(first, after)
         stmt = repository.scoped(CommunityModel, info.context.viewer.community_ids)
-        db = info.context.db
-        async with db.read_session() as session:
-            page = await fetch_page(session, stmt, CommunityModel.id, args)
-
-        async def count() -> int:
-            async with db.read_session() as session:
-                return await count_of(session, stmt)
-
-        return connection(page, Community.from_model, count)
+        return await paged(info.context.db, stmt, CommunityModel.id, page_args(first, after), Community.from_model)
 
     @strawberry.field(description="Residents across the communities where the viewer may see the registry.")
     async def residents(
@@ -59,15 +49,7 @@ class RegistryQuery:
         args = page_args(first, after)
         filt = filter.to_filter() if filter else repository.ResidentFilter()
         stmt = repository.residents_query(scope, filt, today=info.context.today)
-        db = info.context.db
-        async with db.read_session() as session:
-            page = await fetch_page(session, stmt, ResidentModel.id, args)
-
-        async def count() -> int:
-            async with db.read_session() as session:
-                return await count_of(session, stmt)
-
-        return connection(page, Resident.from_model, count)
+        return await paged(info.context.db, stmt, ResidentModel.id, args, Resident.from_model)
 
     @strawberry.field(description="The ageing survey (老龄化调查) of a community, computed now.")
     async def ageing_survey(

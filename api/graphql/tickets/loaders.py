@@ -12,7 +12,7 @@ from api.core.database import Database
 from api.core.viewer import Viewer
 from api.dispatch.models import ACTIVE_STATES, Assignment, Responder
 from api.tickets import service as tickets_service
-from api.tickets.models import Ticket, TicketCategory, TicketEvent
+from api.tickets.models import Ticket, TicketCategory, TicketEvent, TicketPhoto
 
 EVENTS_PER_TICKET_MAX = 100
 
@@ -27,6 +27,7 @@ class TicketLoaders:
         # key: (ticket id, last n, include internal)
         self.events: DataLoader[tuple[int, int, bool], list[TicketEvent]] = DataLoader(self._events)
         self.active_assignment: DataLoader[int, Assignment | None] = DataLoader(self._active_assignments)
+        self.photos: DataLoader[int, list[TicketPhoto]] = DataLoader(self._photos)
 
     async def _tickets(self, ids: list[int]) -> list[Ticket | None]:
         async with self.db.read_session() as session:
@@ -103,3 +104,19 @@ class TicketLoaders:
             ).all()
         by_subject = {a.subject_id: a for a in rows}
         return [by_subject.get(i) for i in ticket_ids]
+
+    async def _photos(self, ticket_ids: list[int]) -> list[list[TicketPhoto]]:
+        """Photos of tickets the viewer may see, oldest first (a ticket seen as a possible duplicate has none)."""
+        visible = tickets_service.visible_tickets(self.viewer).with_only_columns(Ticket.id)
+        async with self.db.read_session() as session:
+            rows = (
+                await session.scalars(
+                    select(TicketPhoto)
+                    .where(TicketPhoto.ticket_id.in_(ticket_ids), TicketPhoto.ticket_id.in_(visible))
+                    .order_by(TicketPhoto.ticket_id, TicketPhoto.id)
+                )
+            ).all()
+        per: dict[int, list[TicketPhoto]] = defaultdict(list)
+        for photo in rows:
+            per[photo.ticket_id].append(photo)
+        return [per[i] for i in ticket_ids]

@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy import select
 from strawberry import relay
+from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 
 from api.core.clock import utc_now
@@ -30,10 +31,12 @@ from api.graphql.errors import (
 )
 from api.graphql.pagination import Connection, connection, decode_id, page_args
 from api.graphql.registry.types import AfterArg, FirstArg
+from api.graphql.tickets.photos import PhotoError, photo_limits, read_uploads
 from api.graphql.tickets.types import Assignment, Notification, RankingReason, Responder, Ticket, TicketCategory
 from api.notifications import service as notifications_service
 from api.notifications.models import Notification as NotificationModel
 from api.tickets import metrics as tickets_metrics
+from api.tickets import photos as photos_service
 from api.tickets import service as tickets_service
 from api.tickets.categories import EmergencyNotice
 from api.tickets.models import OPEN_STATUS_VALUES, Channel, TicketStatus
@@ -106,6 +109,9 @@ class SubmitTicketInput:
         default=None, description="Staff: the resident who phoned or walked in."
     )
     contact_name: str | None = strawberry.field(default=None, description="Staff: a contact name when not registered.")
+    photos: list[Upload] | None = strawberry.field(
+        default=None, description="Photos, sent as a multipart request (see photoUploadLimits)."
+    )
 
 
 @strawberry.type(description="The ticket was submitted; staff will call back by `callbackDueAt`.")
@@ -114,7 +120,7 @@ class SubmitTicketSuccess:
 
 
 SubmitTicketResult = Annotated[
-    SubmitTicketSuccess | EmergencyNoticeError | NotFoundError | ValidationError,
+    SubmitTicketSuccess | EmergencyNoticeError | NotFoundError | ValidationError | PhotoError,
     strawberry.union("SubmitTicketResult", description="The ticket, or why it was not submitted."),
 ]
 
@@ -482,8 +488,18 @@ class TicketsMutation:
                 ),
                 contact_name=input.contact_name,
             )
+            services, limits = info.context.services, photo_limits(info.context.services.settings)
+            raw = await read_uploads(input.photos, limits, info.context.viewer) if input.photos else []
+            prepared = await photos_service.prepare_photos(raw, limits=limits)
             async with info.context.db.unit_of_work(info.context.jobs) as uow:
                 ticket = await tickets_service.submit(uow, viewer=info.context.viewer, draft=draft)
+                if prepared:
+                    await photos_service.add_photos(
+                        uow, viewer=info.context.viewer, store=services.photos, ticket_id=ticket.id, photos=prepared,
+                        limits=limits,
+                    )  # fmt: skip
+        except photos_service.PhotoRejected as exc:
+            return PhotoError.from_error(exc)
         except DomainError as exc:
             return _ticket_error(exc)
         return SubmitTicketSuccess(ticket=Ticket.from_model(ticket))

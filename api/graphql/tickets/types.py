@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from enum import Enum
-from typing import Annotated, Any, Self, cast
+from typing import TYPE_CHECKING, Annotated, Any, Self, cast
 
 import strawberry
 from strawberry import relay
@@ -17,6 +17,9 @@ from api.graphql.context import Info
 from api.graphql.registry.types import Building, Resident
 from api.notifications.models import Notification as NotificationModel
 from api.tickets import models
+
+if TYPE_CHECKING:
+    from api.graphql.tickets.photos import TicketPhoto
 
 TicketStatusEnum = strawberry.enum(
     models.TicketStatus, name="TicketStatus", description="Where a ticket is in its workflow."
@@ -119,7 +122,9 @@ class RankingReason:
 class Assignment(relay.Node):
     db_id: relay.NodeID[int]
     state: str = strawberry.field(description="offered, accepted, declined, expired, cancelled or completed.")
-    mode: str = strawberry.field(description="auto (offered by the engine), manual (by staff) or grab (claimed).")
+    mode: str = strawberry.field(
+        description="auto (offered by the engine), manual (by staff), grab (claimed) or booking (a workshop slot)."
+    )
     offered_at: dt.datetime = strawberry.field(description="When it was offered or made.")
     expires_at: dt.datetime | None = strawberry.field(description="When an unanswered offer lapses.")
     reasons: list[RankingReason] = strawberry.field(description="Why this responder was chosen.")
@@ -278,6 +283,13 @@ class Ticket(relay.Node):
             internal = responder is not None and responder.account_id == viewer.account_id
         rows = await info.context.loaders.tickets.events.load((self.db_id, last, internal))
         return [TicketEvent.from_model(e, self.reporter_account_id) for e in rows]
+
+    @strawberry.field(description="Photos of the ticket, oldest first (none when you may only see it as a duplicate).")
+    async def photos(self, info: Info) -> list[Annotated[TicketPhoto, strawberry.lazy("api.graphql.tickets.photos")]]:
+        from api.graphql.tickets.photos import TicketPhoto
+
+        rows = await info.context.loaders.tickets.photos.load(self.db_id)
+        return [TicketPhoto.from_model(r) for r in rows]
 
 
 @strawberry.type(description="A message in the viewer's in-app inbox.")
