@@ -314,9 +314,15 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     import json
 
+    import redis
+
     from api.core.broker import build_broker, dead_letters
 
-    letters = dead_letters(build_broker(settings), queue_name=args.queue, limit=args.limit)
+    try:
+        letters = dead_letters(build_broker(settings), queue_name=args.queue, limit=args.limit)
+    except redis.RedisError as exc:
+        print(f"Cannot read the dead-letter queues: {exc}", file=sys.stderr)
+        return 1
     if not letters:
         print(f"No dead-lettered messages in queue {args.queue}." if args.queue else "No dead-lettered messages.")
         return 0
@@ -391,6 +397,13 @@ def cmd_export_schema(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linli", description="Linli (邻里): community services backend.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -408,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dead = sub.add_parser("dead-letters", help="List the messages the worker gave up on (Redis dead-letter queues).")
     dead.add_argument("--queue", default=None, help="Only this queue (e.g. dispatch, notifications).")
-    dead.add_argument("--limit", type=int, default=100, help="At most this many, newest first.")
+    dead.add_argument("--limit", type=_positive_int, default=100, help="At most this many, newest first.")
     dead.set_defaults(func=cmd_dead_letters)
 
     migrate = sub.add_parser("migrate", help="Migrate the database to the latest revision.")

@@ -142,11 +142,10 @@ def _failure_of(message: MessageProxy) -> str:
 
 
 def _middleware(settings: Settings) -> list[dramatiq.Middleware]:
-    crash_safety: list[dramatiq.Middleware] = (
-        [] if settings.embedded_queue else [DeliveryLimit(max_deliveries=settings.broker_max_deliveries)]
-    )
+    on_redis = not settings.embedded_queue
     return [
-        *crash_safety,
+        # First, so that a message that keeps killing its process does not start again.
+        *([DeliveryLimit(max_deliveries=settings.broker_max_deliveries)] if on_redis else []),
         AgeLimit(),
         TimeLimit(),
         ShutdownNotifications(),
@@ -158,7 +157,7 @@ def _middleware(settings: Settings) -> list[dramatiq.Middleware]:
             max_backoff=settings.broker_retry_max_backoff_ms,
         ),
         AsyncIO(),
-        *([] if settings.embedded_queue else [DeadLetterReason()]),
+        *([DeadLetterReason()] if on_redis else []),
     ]
 
 
