@@ -24,6 +24,7 @@ from api.graphql.accounts.schema import AccountsMutation, AccountsQuery
 from api.graphql.context import Info
 from api.graphql.errors import ALL_ERROR_TYPES, bad_input
 from api.graphql.notifications import NotificationsMutation
+from api.graphql.registry.calendar import CalendarMutation, CalendarQuery
 from api.graphql.registry.mutations import RegistryMutation
 from api.graphql.registry.queries import RegistryQuery
 from api.graphql.tickets import schema as tickets_schema
@@ -55,7 +56,7 @@ async def _resolve_nodes(info: Info, ids: list[relay.GlobalID]) -> list[relay.No
 
 
 @strawberry.type(description="Everything a client can read.")
-class Query(AccountsQuery, RegistryQuery, TicketsQuery, WorkshopQuery, TicketPhotosQuery):
+class Query(AccountsQuery, RegistryQuery, CalendarQuery, TicketsQuery, WorkshopQuery, TicketPhotosQuery):
     @strawberry.field(description="Any object by its global id; null when it does not exist for you.")
     async def node(
         self, info: Info, id: Annotated[relay.GlobalID, strawberry.argument(description="A global id.")]
@@ -73,7 +74,13 @@ class Query(AccountsQuery, RegistryQuery, TicketsQuery, WorkshopQuery, TicketPho
 
 @strawberry.type(description="Everything a client can change.")
 class Mutation(
-    AccountsMutation, RegistryMutation, TicketsMutation, WorkshopMutation, TicketPhotosMutation, NotificationsMutation
+    AccountsMutation,
+    RegistryMutation,
+    CalendarMutation,
+    TicketsMutation,
+    WorkshopMutation,
+    TicketPhotosMutation,
+    NotificationsMutation,
 ):
     pass
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.core.db import Base, BigId, UtcDateTime, pk, stamped_now
+from api.core.db import Base, BigId, JsonDoc, UtcDateTime, pk, stamped_now
 
 
 class Gender(StrEnum):
@@ -173,3 +173,17 @@ class PersonalDataAccess(Base):
     purpose: Mapped[str] = mapped_column(String(200))
     request_id: Mapped[str | None] = mapped_column(String(64))
     accessed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CommunityCalendar(Base):
+    """A community's office hours and holidays, the clock that SLA targets run on."""
+
+    __tablename__ = "community_calendar"
+
+    community_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("community.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    # {"0": [510, 1050], ...}: minutes after midnight (China time) per weekday, 0 = Monday.
+    week: Mapped[dict[str, list[int]]] = mapped_column(JsonDoc)
+    holidays: Mapped[list[str]] = mapped_column(JsonDoc, default=list)  # ISO dates
+    updated_at: Mapped[datetime] = stamped_now()

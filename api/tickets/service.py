@@ -19,6 +19,7 @@ from api.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from api.core.viewer import Permission, Viewer
 from api.dispatch import service as dispatch_service
 from api.dispatch.models import Assignment, AssignmentState, DispatchMode, Responder
+from api.registry import calendar as registry_calendar
 from api.registry.models import Building, Household, Resident
 from api.tickets import jobs
 from api.tickets.categories import validate_answers
@@ -117,14 +118,14 @@ class Viewpoint:
 ALWAYS_OPEN = BusinessCalendar(always_open=True)
 
 
-def calendar_for(_community_id: int) -> BusinessCalendar:
-    """The community's business hours (the default office hours until communities configure theirs)."""
-    return BusinessCalendar()
+async def calendar_for(session: AsyncSession, community_id: int) -> BusinessCalendar:
+    """The community's business hours (its own, or the default office hours)."""
+    return await registry_calendar.calendar_for(session, community_id)
 
 
-def _callback_clock(community_id: int, injury: bool) -> BusinessCalendar:
+def _callback_clock(calendar: BusinessCalendar, injury: bool) -> BusinessCalendar:
     """The call-back runs on business hours; when someone is hurt it runs at all hours (and is tighter)."""
-    return ALWAYS_OPEN if injury else calendar_for(community_id)
+    return ALWAYS_OPEN if injury else calendar
 
 
 def _callback_minutes(category: TicketCategory, injury: bool) -> int:
@@ -387,8 +388,8 @@ async def _create_ticket(
         if household is None and category.area == "home":
             raise NotFound("No household at that unit and room.", field="room")
 
-    calendar = calendar_for(community_id)
-    callback_due = _callback_clock(community_id, draft.injury).add(now, _callback_minutes(category, draft.injury))
+    calendar = await calendar_for(uow.session, community_id)
+    callback_due = _callback_clock(calendar, draft.injury).add(now, _callback_minutes(category, draft.injury))
     ticket = Ticket(
         community_id=community_id,
         category_id=category.id,
@@ -479,10 +480,10 @@ async def transition(
     elif action is Action.RESUME:
         if ticket.waiting_since is None:
             raise IllegalTransition("The ticket is not waiting on the resident.", field="action")
-        _resume_clock(ticket, now)
+        await _resume_clock(uow.session, ticket, now)
     elif action in (Action.RESOLVE, Action.CLOSE, Action.REJECT, Action.CANCEL):
         if ticket.waiting_since is not None:
-            _resume_clock(ticket, now)
+            await _resume_clock(uow.session, ticket, now)
         if action is Action.RESOLVE:
             ticket.resolved_at = now
             category = await uow.session.get(TicketCategory, ticket.category_id)
@@ -509,15 +510,15 @@ async def transition(
     return ticket
 
 
-def _resume_clock(ticket: Ticket, now: datetime) -> None:
+async def _resume_clock(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
     """Waiting on the resident does not count: push the due times on by the business time waited."""
     assert ticket.waiting_since is not None
     if ticket.acknowledged_at is None and ticket.callback_due_at is not None:
-        clock = _callback_clock(ticket.community_id, ticket.injury)
+        clock = _callback_clock(await calendar_for(session, ticket.community_id), ticket.injury)
         waited = clock.between(ticket.waiting_since, now)
         if waited > 0:
             ticket.callback_due_at = clock.add(ticket.callback_due_at, waited)
-    calendar = calendar_for(ticket.community_id)
+    calendar = await calendar_for(session, ticket.community_id)
     waited = calendar.between(ticket.waiting_since, now)
     if ticket.resolution_due_at is not None and waited > 0:
         ticket.resolution_due_at = calendar.add(ticket.resolution_due_at, waited)
@@ -528,11 +529,11 @@ async def _reopen(uow: UnitOfWork, ticket: Ticket, now: datetime) -> None:
     """A reopen starts a new cycle: new SLA clocks, the last assignee first."""
     category = await uow.session.get(TicketCategory, ticket.category_id)
     assert category is not None
-    calendar = calendar_for(ticket.community_id)
+    calendar = await calendar_for(uow.session, ticket.community_id)
     ticket.cycle += 1
     ticket.resolved_at = ticket.closed_at = None
     ticket.acknowledged_at = None
-    ticket.callback_due_at = _callback_clock(ticket.community_id, ticket.injury).add(
+    ticket.callback_due_at = _callback_clock(calendar, ticket.injury).add(
         now, _callback_minutes(category, ticket.injury)
     )
     ticket.resolution_due_at = calendar.add(now, category.resolution_hours * 60)
@@ -717,11 +718,12 @@ async def sla_scan(uow: UnitOfWork, *, now: datetime | None = None) -> SlaOutcom
         c.id: c
         for c in (await uow.session.scalars(select(TicketCategory).where(TicketCategory.id.in_(category_ids)))).all()
     }
+    calendars = await registry_calendar.calendars_for(uow.session, {t.community_id for t in tickets})
     warned: list[int] = []
     escalated: list[tuple[int, int]] = []
     for ticket in tickets:
         category = categories.get(ticket.category_id)
-        clock = _active_clock(ticket, category) if category is not None else None
+        clock = _active_clock(ticket, category, calendars[ticket.community_id]) if category is not None else None
         if clock is None:
             continue
         due, target, calendar = clock
@@ -750,7 +752,9 @@ async def sla_scan(uow: UnitOfWork, *, now: datetime | None = None) -> SlaOutcom
     return SlaOutcome(warned, escalated)
 
 
-def _active_clock(ticket: Ticket, category: TicketCategory) -> tuple[datetime, float, BusinessCalendar] | None:
+def _active_clock(
+    ticket: Ticket, category: TicketCategory, calendar: BusinessCalendar
+) -> tuple[datetime, float, BusinessCalendar] | None:
     """The clock that runs now as (due, target minutes, calendar): the call-back until first contact, then resolution.
 
     Progress is measured on the clock's own calendar back from the due time, so a reopened cycle
@@ -758,10 +762,10 @@ def _active_clock(ticket: Ticket, category: TicketCategory) -> tuple[datetime, f
     """
     if ticket.acknowledged_at is None and ticket.callback_due_at is not None:
         target = _callback_minutes(category, ticket.injury)
-        return ticket.callback_due_at, max(target, 1), _callback_clock(ticket.community_id, ticket.injury)
+        return ticket.callback_due_at, max(target, 1), _callback_clock(calendar, ticket.injury)
     if ticket.resolution_due_at is None:
         return None
-    return ticket.resolution_due_at, max(category.resolution_hours * 60, 1), calendar_for(ticket.community_id)
+    return ticket.resolution_due_at, max(category.resolution_hours * 60, 1), calendar
 
 
 async def follow_ups_due(uow: UnitOfWork, *, now: datetime | None = None) -> list[int]:

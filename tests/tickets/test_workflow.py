@@ -259,7 +259,8 @@ async def test_waiting_on_the_resident_pauses_and_resuming_pushes_the_due_times(
     t1 = utc_now()
     # then: each due time moved on by the office minutes waited (measured at the moment of resuming)
     row = await reload(services, ticket_id)
-    calendar = calendar_for(row.community_id)
+    async with services.db.read_session() as session:
+        calendar = await calendar_for(session, row.community_id)
     for old_due, new_due in (
         (old.callback_due_at, row.callback_due_at),
         (old.resolution_due_at, row.resolution_due_at),
@@ -318,7 +319,8 @@ async def test_the_whole_cycle_resolve_close_reopen_with_the_last_assignee_prefe
         "REOPENED", 2, None, None, None,
     )  # fmt: skip
     again = await reload(services, ticket_id)
-    calendar = calendar_for(again.community_id)
+    async with services.db.read_session() as session:
+        calendar = await calendar_for(session, again.community_id)
     # the leak's targets (30 office minutes to call back, 24 office hours to fix) count from the reopen
     assert again.callback_due_at is not None
     assert calendar.add(t0, 30) <= again.callback_due_at <= calendar.add(t1, 30)
