@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from api.accounts.service import Passwords
+from api.calendar import calendar_routes
 from api.core.broker import DramatiqJobSender, build_broker
 from api.core.crypto import PersonalDataCipher
 from api.core.database import Database
@@ -115,6 +116,7 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             Route("/media/photos/{photo_id}", photo_endpoint(services), methods=["GET"]),
             Mount("/open311/v2", routes=open311_routes(services)),
+            Mount("/calendar", routes=calendar_routes(services)),
         ],
         lifespan=lifespan,
     )

@@ -71,8 +71,10 @@ def _print_logins(logins: Sequence[DemoLogin]) -> None:
 async def _seed(settings: Settings, *, scale: int, seed: int, only_if_empty: bool) -> None:
     from api.app import build_services
     from api.core.jobs import RecordingJobSender
+    from api.library.seed import seed_library_demo
     from api.registry.seed import demo_logins, is_seeded, seed_demo
     from api.tickets.seed import seed_tickets_demo
+    from api.venues.seed import seed_venues_demo
 
     services = build_services(settings, jobs=RecordingJobSender())
     try:
@@ -83,6 +85,8 @@ async def _seed(settings: Settings, *, scale: int, seed: int, only_if_empty: boo
                 services.db, cipher=services.cipher, passwords=services.passwords, scale=scale, seed=seed
             )
             categories, responders = await seed_tickets_demo(services.db)
+            await seed_library_demo(services.db)
+            await seed_venues_demo(services.db)
             print(
                 f"Seeded {report.communities} communities, {report.households} households, "
                 f"{report.residents} residents, {categories} ticket categories and {responders} responders "

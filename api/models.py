@@ -4,9 +4,11 @@ from api.accounts import models as accounts_models
 from api.core import jobs, scheduling
 from api.core.db import Base
 from api.dispatch import models as dispatch_models
+from api.library import models as library_models
 from api.notifications import models as notifications_models
 from api.registry import models as registry_models
 from api.tickets import models as tickets_models
+from api.venues import models as venues_models
 
 metadata = Base.metadata
 
@@ -15,9 +17,11 @@ __all__ = [
     "accounts_models",
     "dispatch_models",
     "jobs",
+    "library_models",
     "metadata",
     "notifications_models",
     "registry_models",
     "scheduling",
     "tickets_models",
+    "venues_models",
 ]

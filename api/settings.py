@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     photo_max_count: int = 6
     photo_max_pixels: int = 40_000_000
 
+    # Library: returned loans are unlinked from their reader after this many days (statistics stay).
+    library_history_days: int = Field(180, ge=1)
+
+    # Venues: how long a freed seat is held for the next on the waitlist; repeated no-shows block sign-ups.
+    venues_offer_minutes: int = Field(720, ge=1)
+    venues_no_show_limit: int = Field(3, ge=1)
+    venues_no_show_window_days: int = Field(90, ge=1)
+    venues_no_show_block_days: int = Field(30, ge=0)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -10,18 +10,28 @@ from dramatiq.brokers.stub import StubBroker
 from api.core.jobs import OutboundJob, RecordingJobSender
 from api.settings import Settings
 from worker import runtime
-from worker.actors import accounts, dispatch, notifications, tickets
+from worker.actors import accounts, dispatch, library, notifications, tickets, venues
 from worker.main import install
 
 HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
     "accounts.purge_expired_sessions": accounts.handle_purge_expired_sessions,
     "dispatch.assign": dispatch.handle_assign,
     "dispatch.expire_offer": dispatch.handle_expire_offer,
+    "library.loan_notice": library.handle_loan_notice,
+    "library.hold_notice": library.handle_hold_notice,
+    "library.scan": library.handle_scan,
+    "library.anonymise": library.handle_anonymise,
     "notifications.deliver_webhook": notifications.handle_deliver_webhook,
     "ticket.assignment_changed": tickets.handle_assignment_changed,
     "tickets.notify": tickets.handle_notify,
     "tickets.sla_scan": tickets.handle_sla_scan,
     "tickets.follow_up_scan": tickets.handle_follow_up_scan,
+    "venues.offer_next": venues.handle_offer_next,
+    "venues.expire_offer": venues.handle_expire_offer,
+    "venues.send_reminders": venues.handle_send_reminders,
+    "venues.close_attendance": venues.handle_close_attendance,
+    "venues.activity_cancelled": venues.handle_activity_cancelled,
+    "venues.scan": venues.handle_scan,
 }
 
 

@@ -13,8 +13,10 @@ from worker import runtime
 ACTOR_MODULES = (
     "worker.actors.accounts",
     "worker.actors.dispatch",
+    "worker.actors.library",
     "worker.actors.notifications",
     "worker.actors.tickets",
+    "worker.actors.venues",
 )
 
 

@@ -8,8 +8,10 @@ from datetime import timedelta
 from api.core.database import Database
 from api.core.jobs import Job, JobSender
 from api.core.scheduling import PeriodicJob, Scheduler
+from api.library import jobs as library_jobs
 from api.settings import Settings
 from api.tickets import jobs as tickets_jobs
+from api.venues import jobs as venues_jobs
 from worker import jobs
 from worker.relay import outbox_sweep
 
@@ -31,7 +33,10 @@ def periodic_jobs(db: Database, sender: JobSender, settings: Settings) -> list[P
             "accounts.purge_expired_sessions", timedelta(days=1), enqueue_each_period(jobs.purge_expired_sessions)
         ),
         PeriodicJob("tickets.sla_scan", timedelta(minutes=1), enqueue_each_period(tickets_jobs.sla_scan)),
+        PeriodicJob("library.scan", timedelta(hours=1), enqueue_each_period(library_jobs.scan)),
+        PeriodicJob("library.anonymise", timedelta(days=1), enqueue_each_period(library_jobs.anonymise)),
         PeriodicJob("tickets.follow_up_scan", timedelta(hours=1), enqueue_each_period(tickets_jobs.follow_up_scan)),
+        PeriodicJob("venues.scan", timedelta(minutes=5), enqueue_each_period(venues_jobs.scan)),
     ]
 
 

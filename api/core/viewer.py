@@ -28,6 +28,7 @@ class Permission(StrEnum):
     MANAGE_ROLES = "manage_roles"
     MANAGE_TICKETS = "manage_tickets"
     DISPATCH = "dispatch"
+    MANAGE_LIBRARY = "manage_library"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -41,6 +42,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_SURVEY,
             Permission.MANAGE_TICKETS,
             Permission.DISPATCH,
+            Permission.MANAGE_LIBRARY,
         }
     ),
     Role.COMMUNITY_ADMIN: frozenset(Permission),

@@ -23,6 +23,7 @@ from strawberry.extensions import (
 from api.graphql.accounts.schema import AccountsMutation, AccountsQuery
 from api.graphql.context import Info
 from api.graphql.errors import ALL_ERROR_TYPES, bad_input
+from api.graphql.library import schema as library_schema
 from api.graphql.notifications import NotificationsMutation
 from api.graphql.registry.calendar import CalendarMutation, CalendarQuery
 from api.graphql.registry.mutations import RegistryMutation
@@ -33,6 +34,7 @@ from api.graphql.tickets.schema import TicketsMutation, TicketsQuery
 from api.graphql.tickets.subscriptions import TicketsSubscription
 from api.graphql.tickets.types import Assignment, Notification, Responder, Ticket, TicketCategory
 from api.graphql.tickets.workshop import WorkshopBooking, WorkshopMutation, WorkshopQuery, WorkshopSession
+from api.graphql.venues import schema as venues_schema
 from api.settings import Settings
 
 MAX_NODES = 100
@@ -56,7 +58,16 @@ async def _resolve_nodes(info: Info, ids: list[relay.GlobalID]) -> list[relay.No
 
 
 @strawberry.type(description="Everything a client can read.")
-class Query(AccountsQuery, RegistryQuery, CalendarQuery, TicketsQuery, WorkshopQuery, TicketPhotosQuery):
+class Query(
+    AccountsQuery,
+    RegistryQuery,
+    CalendarQuery,
+    TicketsQuery,
+    WorkshopQuery,
+    TicketPhotosQuery,
+    library_schema.LibraryQuery,
+    venues_schema.VenuesQuery,
+):
     @strawberry.field(description="Any object by its global id; null when it does not exist for you.")
     async def node(
         self, info: Info, id: Annotated[relay.GlobalID, strawberry.argument(description="A global id.")]
@@ -81,6 +92,8 @@ class Mutation(
     WorkshopMutation,
     TicketPhotosMutation,
     NotificationsMutation,
+    library_schema.LibraryMutation,
+    venues_schema.VenuesMutation,
 ):
     pass
 
@@ -124,6 +137,10 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         types=[
             *ALL_ERROR_TYPES,
             *tickets_schema.ERROR_TYPES,
+            *library_schema.ERROR_TYPES,
+            *library_schema.TYPES,
+            *venues_schema.ERROR_TYPES,
+            *venues_schema.NODE_TYPES,
             Ticket,
             TicketCategory,
             Responder,

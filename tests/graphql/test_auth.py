@@ -39,7 +39,14 @@ async def test_login_returns_a_token_that_identifies_the_viewer(services, gql) -
         {
             "community": {"name": "明珠花苑社区"},
             "roles": ["STAFF"],
-            "permissions": ["DISPATCH", "MANAGE_REGISTRY", "MANAGE_TICKETS", "VIEW_REGISTRY", "VIEW_SURVEY"],
+            "permissions": [
+                "DISPATCH",
+                "MANAGE_LIBRARY",
+                "MANAGE_REGISTRY",
+                "MANAGE_TICKETS",
+                "VIEW_REGISTRY",
+                "VIEW_SURVEY",
+            ],
         }
     ]
 

@@ -1,0 +1,1 @@
+"""GraphQL for library lending (the 通借通还 network)."""

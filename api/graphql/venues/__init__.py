@@ -1,0 +1,1 @@
+"""GraphQL for venues and activities."""

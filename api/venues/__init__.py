@@ -1,0 +1,1 @@
+"""Venues and activities: rooms, opening hours, room bookings, sign-ups with capacity and waitlist."""
