@@ -1154,7 +1154,7 @@ def markdown(report: dict[str, Any]) -> str:
         "worker = every process of `linli worker`'s session; bench = this process (load, polls, bot, pub/sub); "
         "postgres = bench.registry's accounting: the bench database's backends, PostgreSQL's own processes and the "
         "backends of any database that exited meanwhile (other databases' short-lived connections inflate it); "
-        "other = the rest of the machine (kernel, unrelated processes: other engineers' test runs), averaged over "
+        "other = the rest of the machine (kernel, unrelated processes), averaged over "
         "the window, with its busiest second in brackets. A latency or throughput run, or a query row, that others "
         f"disturbed is run again (up to {cfg['max_attempts']} times in all) and the least disturbed stands; before "
         f"each the bench waits up to {cfg['quiet_wait_seconds']:g} s for the machine to fall quiet.",
