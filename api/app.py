@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +31,8 @@ from api.tickets.photos import LocalPhotoStore
 
 log = logging.getLogger(__name__)
 
+READY_TIMEOUT_SECONDS = 3.0
+
 # A hook run for the app's lifetime, e.g. the embedded worker, relay and scheduler.
 Background = Callable[[Services], AbstractAsyncContextManager[None]]
 
@@ -55,9 +58,14 @@ def build_services(settings: Settings, *, jobs: JobSender | None = None) -> Serv
 async def check_ready(services: Services) -> dict[str, str]:
     """Probe each dependency; returns name → "ok" or the failure."""
     status: dict[str, str] = {}
-    try:
+
+    async def ping_database() -> None:
         async with services.db.read_session() as session:
             await session.execute(text("SELECT 1"))
+
+    try:
+        # A probe must answer fast: an unreachable database is "unavailable", not a hung request.
+        await asyncio.wait_for(ping_database(), timeout=READY_TIMEOUT_SECONDS)
         status["database"] = "ok"
     except Exception as exc:
         status["database"] = f"unavailable: {type(exc).__name__}"
@@ -67,10 +75,8 @@ async def check_ready(services: Services) -> dict[str, str]:
     if client is None:
         status["broker"] = "ok"  # in-process queue
     else:
-        import asyncio
-
         try:
-            await asyncio.wait_for(asyncio.to_thread(client.ping), timeout=2)
+            await asyncio.wait_for(asyncio.to_thread(client.ping), timeout=READY_TIMEOUT_SECONDS)
             status["broker"] = "ok"
         except Exception as exc:
             status["broker"] = f"unavailable: {type(exc).__name__}"
