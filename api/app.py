@@ -24,7 +24,7 @@ from api.core.jobs import JobSender
 from api.core.pubsub import build_pubsub
 from api.graphql.context import Services
 from api.graphql.view import LinliGraphQL
-from api.media import BodyLimit, photo_endpoint, upload_body_limit
+from api.media import BodyLimit, photo_endpoint, upload_body_limit, venue_photo_endpoint
 from api.open311.routes import open311_routes
 from api.settings import Settings
 from api.tickets.photos import LocalPhotoStore
@@ -121,6 +121,7 @@ def create_app(
             Route("/graphql", BodyLimit(graphql, upload_body_limit(settings)), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/media/photos/{photo_id}", photo_endpoint(services), methods=["GET"]),
+            Route("/media/venue-photos/{photo_id}", venue_photo_endpoint(services), methods=["GET"]),
             Mount("/open311/v2", routes=open311_routes(services)),
             Mount("/calendar", routes=calendar_routes(services)),
         ],

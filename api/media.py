@@ -1,4 +1,4 @@
-"""Ticket photos over HTTP: served only to viewers who may see the ticket; upload bodies bounded."""
+"""Ticket and venue photos over HTTP: served only to viewers who may see them; upload bodies bounded."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from api.graphql.view import bearer_token
 from api.settings import Settings
 from api.tickets import service as tickets_service
 from api.tickets.models import TicketPhoto
+from api.venues.models import VenuePhoto
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,13 @@ PHOTO_HEADERS = {
 }
 
 
-def _photo_id(raw: str) -> int | None:
+def _photo_id(raw: str, type_name: str = PHOTO_TYPE) -> int | None:
     try:
         gid = GlobalID.from_id(raw)
     except ValueError:  # not base64, not UTF-8, or no "Type:id"
         return None
     node_id = gid.node_id
-    if gid.type_name != PHOTO_TYPE or not (node_id.isascii() and node_id.isdigit() and len(node_id) <= 18):
+    if gid.type_name != type_name or not (node_id.isascii() and node_id.isdigit() and len(node_id) <= 18):
         return None  # 18 digits always fit a BIGINT
     return int(node_id)
 
@@ -74,6 +75,36 @@ def photo_endpoint(services: Services) -> Callable[[Request], Awaitable[Response
             data = await asyncio.to_thread(services.photos.open, key)
         except FileNotFoundError:
             log.warning("photo %s has a row but no file (%s)", photo_id, key)
+            return _not_found()
+        return Response(data, media_type=content_type, headers=PHOTO_HEADERS)
+
+    return photo
+
+
+def venue_photo_endpoint(services: Services) -> Callable[[Request], Awaitable[Response]]:
+    """GET /media/venue-photos/{photo_id}: the photo's bytes for anyone who can see the venue's community."""
+
+    async def photo(request: Request) -> Response:
+        token = bearer_token(request)
+        if token is None:
+            return Response(
+                "Log in first.", status_code=401, media_type="text/plain", headers={"WWW-Authenticate": "Bearer"}
+            )
+        photo_id = _photo_id(request.path_params["photo_id"], "VenuePhoto")
+        async with services.db.read_session() as session:
+            viewer = await viewer_for_token(session, token)
+            if viewer is None:
+                return Response(
+                    "Log in again.", status_code=401, media_type="text/plain", headers={"WWW-Authenticate": "Bearer"}
+                )
+            row = await session.get(VenuePhoto, photo_id) if photo_id is not None else None
+            if row is None or row.community_id not in viewer.community_ids:
+                return _not_found()  # not 403: whether the photo exists is not for them to learn
+            key, content_type = row.storage_key, row.content_type
+        try:
+            data = await asyncio.to_thread(services.photos.open, key)
+        except FileNotFoundError:
+            log.warning("venue photo %s has a row but no file (%s)", photo_id, key)
             return _not_found()
         return Response(data, media_type=content_type, headers=PHOTO_HEADERS)
 

@@ -59,3 +59,48 @@ def new_token() -> str:
 def token_hash(token: str) -> str:
     """Tokens are stored as SHA-256 digests; a leaked table does not leak sessions."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class InvalidSignedToken(ValueError):
+    """The token was not signed with this key and purpose (forged, altered or malformed)."""
+
+
+class ExpiredSignedToken(ValueError):
+    """The token is genuine but its time is up."""
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_token(secret_key: str, *, purpose: str, payload: str, expires_at: int) -> str:
+    """An opaque, signed, expiring token: base64url(payload|expiry).base64url(HMAC-SHA256).
+
+    The HMAC key is derived from the secret key for `purpose`, so a token made for one purpose
+    never verifies for another. `expires_at` is a Unix time in seconds.
+    """
+    body = f"{payload}|{expires_at}".encode()
+    mac = hmac.new(_derive(secret_key, b"signed-token:" + purpose.encode()), body, hashlib.sha256).digest()
+    return f"{_b64(body)}.{_b64(mac)}"
+
+
+def verify_token(secret_key: str, *, purpose: str, token: str, now: int) -> str:
+    """The payload of a token made by sign_token; raises InvalidSignedToken or ExpiredSignedToken."""
+    try:
+        body_text, mac_text = token.strip().split(".")
+        body, mac = _unb64(body_text), _unb64(mac_text)
+    except (ValueError, UnicodeEncodeError):
+        raise InvalidSignedToken("malformed token") from None
+    expected = hmac.new(_derive(secret_key, b"signed-token:" + purpose.encode()), body, hashlib.sha256).digest()
+    if not hmac.compare_digest(mac, expected):
+        raise InvalidSignedToken("bad signature")
+    payload, _, expiry = body.decode().rpartition("|")
+    if not expiry.isdigit():
+        raise InvalidSignedToken("malformed token")
+    if int(expiry) <= now:
+        raise ExpiredSignedToken("token expired")
+    return payload

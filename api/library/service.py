@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import CHINA_TZ, age_on, utc_now
-from api.core.crypto import PersonalDataCipher
+from api.core.crypto import ExpiredSignedToken, InvalidSignedToken, PersonalDataCipher, sign_token, verify_token
 from api.core.database import UnitOfWork
 from api.core.db import is_unique_violation
 from api.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -133,6 +133,14 @@ class NotOnLoan(Conflict):
 
 class DuplicateBarcode(Conflict):
     code = "DUPLICATE_BARCODE"
+
+
+class InvalidReaderCard(ValidationFailed):
+    code = "INVALID_READER_CARD"
+
+    def __init__(self, message: str, *, expired: bool) -> None:
+        super().__init__(message, field="readerQr")
+        self.expired = expired
 
 
 class DuplicateIsbn(Conflict):
@@ -306,6 +314,10 @@ async def create_branch(uow: UnitOfWork, *, viewer: Viewer, draft: BranchDraft) 
         raise ValidationFailed("A branch code is 2–50 lowercase letters, digits, - or _.", field="code")
     if not 1 <= len(name) <= 100:
         raise ValidationFailed("Give the branch a name (at most 100 characters).", field="name")
+    if draft.district is not None and len(draft.district) > 50:
+        raise ValidationFailed("A district name is at most 50 characters.", field="district")
+    if draft.address is not None and len(draft.address) > 200:
+        raise ValidationFailed("An address is at most 200 characters.", field="address")
     if draft.kind is BranchKind.BOOK_HOUSE and draft.community_id is None:
         raise ValidationFailed("A book house belongs to a community.", field="communityId")
     branch = Branch(
@@ -334,8 +346,9 @@ async def set_loan_rule(
         await _staff_branch(uow.session, viewer, branch_id)
     elif not any(Role.DISTRICT_ADMIN in roles for roles in viewer.roles.values()):
         raise Forbidden("Only district admins set network-wide rules.")
-    if not 0 <= values.max_loans <= 50 or values.loan_days < 1 or values.renewal_days < 1:
-        raise ValidationFailed("Loans: 0–50 books, at least one day.", field="values")
+    _check_rule_values(values)
+    if item_type is not None and not re.fullmatch(r"[a-z0-9_]{1,20}", item_type):
+        raise ValidationFailed("An item type is 1–20 lowercase letters, digits or _.", field="itemType")
     conditions = [
         LoanRule.branch_id.is_(None) if branch_id is None else LoanRule.branch_id == branch_id,
         LoanRule.reader_category.is_(None)
@@ -356,11 +369,51 @@ async def set_loan_rule(
     return rule
 
 
+# (field, low, high, what) for each value of a loan rule
+_RULE_RANGES = (
+    ("max_loans", 1, 20, "Books out at a time"),
+    ("loan_days", 1, 365, "Loan days"),
+    ("renewals", 0, 20, "Renewals"),
+    ("renewal_days", 1, 365, "Renewal days"),
+    ("holds_allowed", 0, 20, "Holds at a time"),
+    ("hold_pickup_days", 1, 60, "Days to collect a hold"),
+    ("suspension_days_per_overdue_day", 0, 30, "Suspension days per overdue day"),
+    ("max_suspension_days", 0, 365, "Longest suspension"),
+)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(w.title() for w in rest)
+
+
+def _check_rule_values(values: RuleValues) -> None:
+    for name, low, high, what in _RULE_RANGES:
+        if not low <= getattr(values, name) <= high:
+            raise ValidationFailed(f"{what}: {low} to {high}.", field=_camel(name))
+
+
+async def set_branch_policy(uow: UnitOfWork, *, viewer: Viewer, branch_id: int, policy: FloatPolicy) -> Branch:
+    """Whether the branch's returned copies float (stay where returned) or go home. Its staff only."""
+    branch = await _staff_branch(uow.session, viewer, branch_id)
+    branch.float_policy = policy.value
+    await uow.session.flush()
+    return branch
+
+
+MAX_CLOSED_DAYS_PER_CALL = 366
+
+
 async def add_closed_days(
     uow: UnitOfWork, *, viewer: Viewer, branch_id: int, days: Sequence[date], note: str | None = None
 ) -> int:
     """Mark days closed (a loan due then is due the next open day). Returns days added."""
     await _staff_branch(uow.session, viewer, branch_id)
+    if not 1 <= len(days) <= MAX_CLOSED_DAYS_PER_CALL:
+        raise ValidationFailed(f"Give 1 to {MAX_CLOSED_DAYS_PER_CALL} days.", field="days")
+    if note is not None and len(note.strip()) > 100:
+        raise ValidationFailed("A note is at most 100 characters.", field="note")
+    note = note.strip() if note else None
     existing = set(
         (
             await uow.session.scalars(
@@ -843,6 +896,41 @@ async def reader_of(session: AsyncSession, viewer: Viewer) -> Reader | None:
     return reader
 
 
+# -- reader card (QR) -------------------------------------------------------------------------
+
+READER_CARD_PURPOSE = "library-reader-card"
+READER_CARD_TTL = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderCard:
+    payload: str
+    expires_at: datetime
+
+
+def reader_card(secret_key: str, reader: Reader, *, now: datetime | None = None) -> ReaderCard:
+    """A short-lived signed QR payload naming the reader; staff scan it instead of the ID card."""
+    expires = (now or utc_now()) + READER_CARD_TTL
+    token = sign_token(secret_key, purpose=READER_CARD_PURPOSE, payload=f"reader:{reader.id}",
+                       expires_at=int(expires.timestamp()))  # fmt: skip
+    return ReaderCard(payload=token, expires_at=expires.replace(microsecond=0))
+
+
+def reader_id_from_card(secret_key: str, payload: str, *, now: datetime | None = None) -> int:
+    """The reader a QR payload names; raises InvalidReaderCard (forged, altered or expired)."""
+    try:
+        text = verify_token(secret_key, purpose=READER_CARD_PURPOSE, token=payload,
+                            now=int((now or utc_now()).timestamp()))  # fmt: skip
+    except ExpiredSignedToken:
+        raise InvalidReaderCard("This reader QR code has expired; show a fresh one.", expired=True) from None
+    except InvalidSignedToken:
+        raise InvalidReaderCard("This is not a valid reader QR code.", expired=False) from None
+    kind, _, number = text.partition(":")
+    if kind != "reader" or not number.isdigit():
+        raise InvalidReaderCard("This is not a valid reader QR code.", expired=False)
+    return int(number)
+
+
 # -- checkout -----------------------------------------------------------------------------------
 
 
@@ -855,9 +943,13 @@ async def check_out(
     barcode: str,
     reader_id: int | None = None,
     national_id: str | None = None,
+    reader_qr: str | None = None,
+    card_key: str | None = None,
     now: datetime | None = None,
 ) -> Loan:
-    """Lend a copy at a branch, by the reader's ID card or reader id (staff), or to oneself (self-checkout).
+    """Lend a copy at a branch, by the reader's ID card, reader QR or reader id (staff), or to oneself.
+
+    `reader_qr` is a payload from reader_card, verified with `card_key` (the secret key).
 
     Raises NotFound, UnknownReader, InvalidNationalId, ReaderSuspended, LoanLimitReached,
     CopyNotAvailable, Forbidden.
@@ -866,6 +958,13 @@ async def check_out(
     now = now or utc_now()
     today = local_day(now)
     code = clean_barcode(barcode)
+    if reader_qr is not None:
+        if reader_id is not None or national_id is not None:
+            raise ValidationFailed("Give the reader QR code, the ID number or the reader, not several.",
+                                   field="readerQr")  # fmt: skip
+        if card_key is None:
+            raise ValueError("check_out needs card_key to read a reader QR code")
+        reader_id = reader_id_from_card(card_key, reader_qr, now=now)
     key = reader_key(cipher, reader_id=reader_id, national_id=national_id, today=today)
     # Everything checkout decides on, in one statement: the branch, the copy, the rules that may
     # apply (one row each), and the reader with their active loans. Copy, rule and reader are
@@ -1407,3 +1506,72 @@ async def anonymise_history(uow: UnitOfWork, *, older_than: timedelta, now: date
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- lost copies --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LostOutcome:
+    copy: Copy
+    loan: Loan | None  # the active loan closed as lost
+    hold: Hold | None  # the hold the copy was set aside for, back in the queue or trapped again
+
+
+async def mark_copy_lost(uow: UnitOfWork, *, viewer: Viewer, barcode: str, now: datetime | None = None) -> LostOutcome:
+    """Record a copy as lost (staff of the branch it is at now).
+
+    An active loan on it is closed (returned_at now, return branch null: it never came back; the
+    loan table has no note column, so "lost" is told by the copy's status). A hold it was set aside
+    for goes back to waiting, first in its queue by id, and takes an available copy on the pickup
+    branch's shelf at once if there is one; otherwise the next returned copy traps it.
+    Raises NotFound, Forbidden, Conflict (lost already).
+    """
+    viewer.require_authenticated()
+    now = now or utc_now()
+    code = clean_barcode(barcode)
+    copy: Copy | None = await uow.session.scalar(_for_update(select(Copy).where(Copy.barcode == code), uow.session))
+    if copy is None:
+        raise NotFound("No copy with this barcode.", field="barcode")
+    await _staff_branch(uow.session, viewer, copy.current_branch_id)
+    if copy.status == CopyStatus.LOST.value:
+        raise Conflict("This copy is recorded as lost already.", field="barcode")
+    loan: Loan | None = await uow.session.scalar(
+        _for_update(select(Loan).where(Loan.copy_id == copy.id, Loan.returned_at.is_(None)), uow.session)
+    )
+    if loan is not None:
+        loan.returned_at = now
+        loan.return_branch_id = None
+    hold: Hold | None = await uow.session.scalar(
+        _for_update(
+            select(Hold).where(Hold.trapped_copy_id == copy.id, Hold.status == HoldStatus.TRAPPED.value), uow.session
+        )
+    )
+    copy.status = CopyStatus.LOST.value
+    copy.transit_to_branch_id = None
+    copy.updated_at = now
+    if hold is not None:
+        hold.status = HoldStatus.WAITING.value
+        hold.trapped_copy_id = None
+        hold.trapped_at = None
+        hold.expires_at = None
+    await uow.session.flush()
+    if hold is not None:
+        other = await uow.session.scalar(
+            _for_update(
+                select(Copy)
+                .where(
+                    Copy.book_id == copy.book_id,
+                    Copy.current_branch_id == hold.pickup_branch_id,
+                    Copy.status == CopyStatus.AVAILABLE.value,
+                )
+                .order_by(Copy.id)
+                .limit(1),
+                uow.session,
+                skip_locked=True,
+            )
+        )
+        pickup = await uow.session.get(Branch, hold.pickup_branch_id)
+        if other is not None and pickup is not None:
+            await _trap(uow, other, hold, pickup, now)
+    return LostOutcome(copy=copy, loan=loan, hold=hold)

@@ -310,3 +310,19 @@ class CalendarToken(Base):
     account_id: Mapped[int] = mapped_column(BigId, ForeignKey("account.id", ondelete="CASCADE"), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = stamped_now()
+
+
+class VenuePhoto(Base):
+    """A photo of a venue, stored under the media directory; public to anyone who can see its community."""
+
+    __tablename__ = "venue_photo"
+
+    id: Mapped[int] = pk()
+    community_id: Mapped[int] = mapped_column(BigId, ForeignKey("community.id", ondelete="CASCADE"), index=True)
+    venue_id: Mapped[int] = mapped_column(BigId, ForeignKey("venue.id", ondelete="CASCADE"), index=True)
+    storage_key: Mapped[str] = mapped_column(String(200), unique=True)
+    content_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = stamped_now()

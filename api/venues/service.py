@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,14 @@ from api.core.clock import CHINA_TZ, age_on, utc_now
 from api.core.crypto import new_token, token_hash
 from api.core.database import UnitOfWork
 from api.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from api.core.images import (
+    PhotoLimits,
+    PhotoStore,
+    PreparedPhoto,
+    check_count,
+    ensure_prepared,
+    store_unless_rolled_back,
+)
 from api.core.viewer import Role, Viewer
 from api.notifications import service as notifications
 from api.registry.models import Resident
@@ -51,6 +60,7 @@ from api.venues.models import (
     VenueClosure,
     VenueKind,
     VenueOpeningHours,
+    VenuePhoto,
 )
 
 if TYPE_CHECKING:
@@ -2046,3 +2056,72 @@ async def venue_feed_rows(
         )
     ).all()
     return venue, list(activities), list(bookings)
+
+
+# -- photos ------------------------------------------------------------------------------------------
+
+
+def venue_photo_key(community_id: int, venue_id: int, extension: str) -> str:
+    return f"venues/{community_id}/{venue_id}/{uuid.uuid4().hex}.{extension}"
+
+
+async def add_venue_photos(
+    uow: UnitOfWork,
+    *,
+    viewer: Viewer,
+    store: PhotoStore,
+    venue_id: int,
+    photos: Sequence[bytes | PreparedPhoto],
+    limits: PhotoLimits | None = None,
+) -> list[VenuePhoto]:
+    """Attach photos to a venue (staff of its community); at most `limits.max_count` per venue.
+
+    Raw bytes are prepared here (api.core.images: checked, upright, metadata removed); callers with
+    a transaction open should pass photos from `prepare_photos` instead. Files are written first
+    and removed again if the transaction does not commit.
+
+    Raises Unauthenticated, NotFound, Forbidden, ValidationFailed, TooManyPhotos, PhotoTooLarge,
+    NotAnImage, UnsupportedImageType.
+    """
+    limits = limits or PhotoLimits()
+    viewer.require_authenticated()
+    venue = await _venue(uow.session, viewer, venue_id)
+    _require_staff(viewer, venue.community_id)
+    if not photos:
+        raise ValidationFailed("Attach at least one photo.", field="photos")
+    # Lock the venue so two uploads at once cannot both pass the count.
+    await uow.session.execute(_for_update(uow.session, select(Venue.id).where(Venue.id == venue.id)))
+    existing = await uow.session.scalar(
+        select(func.count()).select_from(VenuePhoto).where(VenuePhoto.venue_id == venue.id)
+    )
+    check_count(len(photos), limits, existing=existing or 0, owner="venue")
+    prepared = await ensure_prepared(photos, limits)
+    keys = await store_unless_rolled_back(
+        uow.session, store, prepared, lambda photo: venue_photo_key(venue.community_id, venue.id, photo.extension)
+    )
+    now = utc_now()
+    rows = [
+        VenuePhoto(
+            community_id=venue.community_id,
+            venue_id=venue.id,
+            storage_key=key,
+            content_type=photo.content_type,
+            size_bytes=len(photo.content),
+            width=photo.width,
+            height=photo.height,
+            created_at=now,
+        )
+        for key, photo in zip(keys, prepared, strict=True)
+    ]
+    uow.session.add_all(rows)
+    await uow.session.flush()
+    return rows
+
+
+async def venue_photos(session: AsyncSession, *, venue_ids: Sequence[int]) -> dict[int, list[VenuePhoto]]:
+    """The photos of each venue, oldest first."""
+    rows = await session.scalars(select(VenuePhoto).where(VenuePhoto.venue_id.in_(venue_ids)).order_by(VenuePhoto.id))
+    out: dict[int, list[VenuePhoto]] = defaultdict(list)
+    for row in rows:
+        out[row.venue_id].append(row)
+    return out

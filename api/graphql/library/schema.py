@@ -93,8 +93,13 @@ class DuplicateIsbnError(UserError):
     pass
 
 
+@strawberry.type(description="The reader QR code is forged, altered or expired.")
+class InvalidReaderQrError(UserError):
+    expired: bool = strawberry.field(description="Genuine but expired: the reader should show a fresh code.")
+
+
 ERROR_TYPES: list[type[UserError]] = [
-    LoanLimitReachedError, ReaderSuspendedError, CopyNotAvailableError, RenewalRefusedError, UnknownReaderError,
+    InvalidReaderQrError, LoanLimitReachedError, ReaderSuspendedError, CopyNotAvailableError, RenewalRefusedError, UnknownReaderError,
     InvalidIsbnError, HoldRefusedError, NotOnLoanError, DuplicateBarcodeError, DuplicateIsbnError,
 ]  # fmt: skip
 _COMMON: list[type[UserError]] = [
@@ -113,6 +118,8 @@ def library_error(exc: DomainError) -> Any:
         return CopyNotAvailableError(**common, status=models.CopyStatus(exc.status))
     if isinstance(exc, library.RenewalRefused):
         return RenewalRefusedError(**common, reason=exc.reason)
+    if isinstance(exc, library.InvalidReaderCard):
+        return InvalidReaderQrError(**common, expired=exc.expired)
     if isinstance(exc, library.HoldRefused):
         return HoldRefusedError(**common, reason=exc.reason)
     simple: list[tuple[type[DomainError], type[UserError]]] = [
@@ -245,7 +252,10 @@ class CheckOutInput:
     branch_id: relay.GlobalID = strawberry.field(description="Where the copy is lent.")
     barcode: str = strawberry.field(description="The copy's barcode.")
     national_id: str | None = strawberry.field(default=None, description="The reader's ID number (the reader card).")
-    reader_id: relay.GlobalID | None = strawberry.field(default=None, description="The reader (from their QR code).")
+    reader_id: relay.GlobalID | None = strawberry.field(default=None, description="The reader (staff lookup).")
+    reader_qr: str | None = strawberry.field(
+        default=None, description="The payload of the reader's QR code (Reader.readerCard), instead of the ID number."
+    )
 
 
 @strawberry.type(description="The copy is lent.")
@@ -255,7 +265,7 @@ class CheckOutSuccess:
 
 CheckOutResult = Annotated[
     CheckOutSuccess | LoanLimitReachedError | ReaderSuspendedError | CopyNotAvailableError | UnknownReaderError
-    | InvalidNationalIdError | NotFoundError | ValidationError,
+    | InvalidNationalIdError | InvalidReaderQrError | NotFoundError | ValidationError,
     strawberry.union("CheckOutResult", description="The loan, or why the copy was not lent."),
 ]  # fmt: skip
 
@@ -337,6 +347,145 @@ class CancelHoldSuccess:
 CancelHoldResult = Annotated[
     CancelHoldSuccess | NotFoundError | ConflictError,
     strawberry.union("CancelHoldResult", description="The hold, or why it could not be cancelled."),
+]
+
+
+@strawberry.input(
+    description="Add a branch: district admins for city and district libraries, community staff "
+    "for their community's book house."
+)
+class CreateBranchInput:
+    code: str = strawberry.field(description="Unique code: 2–50 lowercase letters, digits, - or _.")
+    name: str = strawberry.field(description="Name (at most 100 characters).")
+    kind: models.BranchKind = strawberry.field(description="City library, district library or book house.")
+    community_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="The community a book house belongs to (required for book houses)."
+    )
+    district: str | None = strawberry.field(default=None, description="The district (区) a district library serves.")
+    float_policy: models.FloatPolicy = strawberry.field(
+        default=models.FloatPolicy.FLOAT, description="Copies returned elsewhere float or go home."
+    )
+    address: str | None = strawberry.field(default=None, description="Where it is.")
+
+
+@strawberry.type(description="The branch was added.")
+class CreateBranchSuccess:
+    branch: Branch = strawberry.field(description="The new branch.")
+
+
+CreateBranchResult = Annotated[
+    CreateBranchSuccess | ConflictError | ValidationError,
+    strawberry.union("CreateBranchResult", description="The branch, or why it was not added."),
+]
+
+
+@strawberry.input(description="Set whether a branch's copies float or return home (its staff).")
+class SetBranchPolicyInput:
+    branch_id: relay.GlobalID = strawberry.field(description="The branch.")
+    float_policy: models.FloatPolicy = strawberry.field(description="Float, or return home.")
+
+
+@strawberry.type(description="The policy is set.")
+class SetBranchPolicySuccess:
+    branch: Branch = strawberry.field(description="The branch with its policy.")
+
+
+SetBranchPolicyResult = Annotated[
+    SetBranchPolicySuccess | NotFoundError,
+    strawberry.union("SetBranchPolicyResult", description="The branch, or why not."),
+]
+
+
+@strawberry.input(description="Create or update the loan rule for a branch × reader category × item type (its staff).")
+class SetLoanRuleInput:
+    branch_id: relay.GlobalID = strawberry.field(description="The branch.")
+    reader_category: models.ReaderCategory | None = strawberry.field(
+        default=None, description="For this reader category; null for any."
+    )
+    item_type: str | None = strawberry.field(default=None, description="For this item type, e.g. book; null for any.")
+    max_loans: int = strawberry.field(description="Books out at a time, 1–20.")
+    loan_days: int = strawberry.field(description="Loan period in days, 1–365.")
+    renewals: int = strawberry.field(default=1, description="Renewals allowed, 0–20.")
+    renewal_days: int = strawberry.field(default=30, description="Days each renewal adds, 1–365.")
+    holds_allowed: int = strawberry.field(default=3, description="Open holds a reader may have, 0–20 (0: no holds).")
+    suspension_days_per_overdue_day: int = strawberry.field(
+        default=1, description="Days of suspension per day a return is late, 0–30."
+    )
+
+
+@strawberry.type(description="A loan rule (the most specific matching rule applies).")
+class LoanRule:
+    reader_category: models.ReaderCategory | None = strawberry.field(description="Reader category; null for any.")
+    item_type: str | None = strawberry.field(description="Item type; null for any.")
+    max_loans: int = strawberry.field(description="Books out at a time.")
+    loan_days: int = strawberry.field(description="Loan period in days.")
+    renewals: int = strawberry.field(description="Renewals allowed.")
+    renewal_days: int = strawberry.field(description="Days each renewal adds.")
+    holds_allowed: int = strawberry.field(description="Open holds a reader may have.")
+    suspension_days_per_overdue_day: int = strawberry.field(description="Suspension days per overdue day.")
+    branch_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="The branch; null for a network-wide rule.")
+    async def branch(self, info: Info) -> Branch | None:
+        return await load_branch(info, self.branch_id) if self.branch_id is not None else None
+
+    @classmethod
+    def from_model(cls, m: models.LoanRule) -> LoanRule:
+        return cls(
+            reader_category=models.ReaderCategory(m.reader_category) if m.reader_category else None,
+            item_type=m.item_type, max_loans=m.max_loans, loan_days=m.loan_days, renewals=m.renewals,
+            renewal_days=m.renewal_days, holds_allowed=m.holds_allowed,
+            suspension_days_per_overdue_day=m.suspension_days_per_overdue_day, branch_id=m.branch_id,
+        )  # fmt: skip
+
+
+@strawberry.type(description="The rule is saved.")
+class SetLoanRuleSuccess:
+    rule: LoanRule = strawberry.field(description="The rule as stored.")
+
+
+SetLoanRuleResult = Annotated[
+    SetLoanRuleSuccess | NotFoundError | ValidationError,
+    strawberry.union("SetLoanRuleResult", description="The rule, or why it was not saved."),
+]
+
+
+@strawberry.input(description="Mark days a branch is closed; a loan due then is due the next open day (its staff).")
+class AddClosedDaysInput:
+    branch_id: relay.GlobalID = strawberry.field(description="The branch.")
+    days: list[dt.date] = strawberry.field(description="The closed days (1 to 366; days marked already are skipped).")
+    note: str | None = strawberry.field(default=None, description="Why, e.g. 国庆节 (at most 100 characters).")
+
+
+@strawberry.type(description="The days are marked closed.")
+class AddClosedDaysSuccess:
+    added: int = strawberry.field(description="Days newly marked (not counting those marked before).")
+
+
+AddClosedDaysResult = Annotated[
+    AddClosedDaysSuccess | NotFoundError | ValidationError,
+    strawberry.union("AddClosedDaysResult", description="How many days were added, or why none."),
+]
+
+
+@strawberry.input(description="Record a copy as lost (staff of the branch it is at now).")
+class MarkCopyLostInput:
+    barcode: str = strawberry.field(description="The copy's barcode.")
+
+
+@strawberry.type(description="The copy is recorded as lost.")
+class MarkCopyLostSuccess:
+    copy: Copy = strawberry.field(description="The copy, now lost.")
+    loan: Loan | None = strawberry.field(description="The active loan it closed (the copy never came back); or null.")
+    hold: Hold | None = strawberry.field(
+        description="The hold it was set aside for: back in the queue, or set aside again from a copy on the "
+        "pickup branch's shelf; or null."
+    )
+
+
+MarkCopyLostResult = Annotated[
+    MarkCopyLostSuccess | NotFoundError | ConflictError | ValidationError,
+    strawberry.union("MarkCopyLostResult", description="The lost copy, or why not."),
 ]
 
 
@@ -541,7 +690,8 @@ class LibraryMutation:
             lambda uow: library.check_out(
                 uow, viewer=info.context.viewer, cipher=info.context.cipher,
                 branch_id=decode_id(input.branch_id, "Branch"), barcode=input.barcode,
-                reader_id=_id(input.reader_id, "Reader"), national_id=input.national_id,
+                reader_id=_id(input.reader_id, "Reader"), national_id=input.national_id, reader_qr=input.reader_qr,
+                card_key=info.context.services.settings.secret_key.get_secret_value(),
             ),
             lambda loan: CheckOutSuccess(loan=Loan.from_model(loan)),
         )  # fmt: skip
@@ -578,6 +728,74 @@ class LibraryMutation:
                 reader_id=_id(input.reader_id, "Reader"),
             ),
             lambda hold: PlaceHoldSuccess(hold=Hold.from_model(hold)),
+        )  # fmt: skip
+
+    @strawberry.mutation(description="Add a library branch to the network.")
+    async def create_branch(self, info: Info, input: Annotated[CreateBranchInput, InputArg]) -> CreateBranchResult:
+        draft = library.BranchDraft(
+            code=input.code, name=input.name, kind=input.kind, community_id=_id(input.community_id, "Community"),
+            district=input.district.strip() or None if input.district else None, float_policy=input.float_policy,
+            address=input.address.strip() or None if input.address else None,
+        )  # fmt: skip
+        return await _write(
+            info,
+            lambda uow: library.create_branch(uow, viewer=info.context.viewer, draft=draft),
+            lambda branch: CreateBranchSuccess(branch=Branch.from_model(branch)),
+        )
+
+    @strawberry.mutation(description="Set whether a branch's copies float or return home.")
+    async def set_branch_policy(
+        self, info: Info, input: Annotated[SetBranchPolicyInput, InputArg]
+    ) -> SetBranchPolicyResult:
+        return await _write(
+            info,
+            lambda uow: library.set_branch_policy(
+                uow, viewer=info.context.viewer, branch_id=decode_id(input.branch_id, "Branch"),
+                policy=input.float_policy,
+            ),
+            lambda branch: SetBranchPolicySuccess(branch=Branch.from_model(branch)),
+        )  # fmt: skip
+
+    @strawberry.mutation(description="Create or update a branch's loan rule; the most specific matching rule wins.")
+    async def set_loan_rule(self, info: Info, input: Annotated[SetLoanRuleInput, InputArg]) -> SetLoanRuleResult:
+        values = library.RuleValues(
+            max_loans=input.max_loans, loan_days=input.loan_days, renewals=input.renewals,
+            renewal_days=input.renewal_days, holds_allowed=input.holds_allowed,
+            suspension_days_per_overdue_day=input.suspension_days_per_overdue_day,
+        )  # fmt: skip
+        return await _write(
+            info,
+            lambda uow: library.set_loan_rule(
+                uow, viewer=info.context.viewer, branch_id=decode_id(input.branch_id, "Branch"),
+                reader_category=input.reader_category, item_type=input.item_type, values=values,
+            ),
+            lambda rule: SetLoanRuleSuccess(rule=LoanRule.from_model(rule)),
+        )  # fmt: skip
+
+    @strawberry.mutation(
+        description="Mark days a branch is closed; due dates falling on them move to the next open day."
+    )
+    async def add_closed_days(self, info: Info, input: Annotated[AddClosedDaysInput, InputArg]) -> AddClosedDaysResult:
+        if len(input.days) > library.MAX_CLOSED_DAYS_PER_CALL:
+            raise bad_input(f"At most {library.MAX_CLOSED_DAYS_PER_CALL} days.")
+        return await _write(
+            info,
+            lambda uow: library.add_closed_days(
+                uow, viewer=info.context.viewer, branch_id=decode_id(input.branch_id, "Branch"), days=input.days,
+                note=input.note,
+            ),
+            lambda added: AddClosedDaysSuccess(added=added),
+        )  # fmt: skip
+
+    @strawberry.mutation(description="Record a copy as lost; its active loan is closed and its hold requeued.")
+    async def mark_copy_lost(self, info: Info, input: Annotated[MarkCopyLostInput, InputArg]) -> MarkCopyLostResult:
+        return await _write(
+            info,
+            lambda uow: library.mark_copy_lost(uow, viewer=info.context.viewer, barcode=input.barcode),
+            lambda out: MarkCopyLostSuccess(
+                copy=Copy.from_model(out.copy), loan=Loan.from_model(out.loan) if out.loan else None,
+                hold=Hold.from_model(out.hold) if out.hold else None,
+            ),
         )  # fmt: skip
 
     @strawberry.mutation(description="Cancel a hold.")

@@ -233,6 +233,23 @@ class Reader(relay.Node):
     def suspended(self) -> bool:
         return self.suspended_until is not None and self.suspended_until > utc_now()
 
+    @strawberry.field(
+        description="The reader's own QR code for checkout: an opaque signed payload that expires in minutes. "
+        "Null unless the viewer is this reader."
+    )
+    def reader_card(self, info: Info) -> ReaderCard | None:
+        viewer = info.context.viewer
+        if viewer.resident_id is None or viewer.resident_id != self.row.resident_id:
+            return None
+        card = library.reader_card(info.context.services.settings.secret_key.get_secret_value(), self.row)
+        return ReaderCard(payload=card.payload, expires_at=card.expires_at)
+
+
+@strawberry.type(description="A reader QR code: show it at the desk instead of the ID card.")
+class ReaderCard:
+    payload: str = strawberry.field(description="The text to encode in the QR code (opaque, signed).")
+    expires_at: dt.datetime = strawberry.field(description="It is refused after this moment.")
+
 
 @strawberry.type(description="A checkout: borrowed at one branch, returnable at any.")
 class Loan(relay.Node):

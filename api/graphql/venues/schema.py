@@ -10,9 +10,11 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy import select
 from strawberry import relay
+from strawberry.file_uploads import Upload
 
 from api.core.clock import utc_now
-from api.core.errors import DomainError, Forbidden, Unauthenticated, ValidationFailed
+from api.core.errors import DomainError, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from api.core.images import prepare_photos
 from api.graphql.context import Info
 from api.graphql.errors import (
     ConflictError,
@@ -23,12 +25,14 @@ from api.graphql.errors import (
     to_user_error,
 )
 from api.graphql.pagination import decode_id, decode_ids
+from api.graphql.tickets.photos import PhotoError, close_uploads, photo_limits, photo_result_error, read_uploads
 from api.graphql.venues.types import (
     Activity,
     ActivitySeries,
     RoomBooking,
     SignUp,
     Venue,
+    VenuePhoto,
     activities_with_places,
 )
 from api.venues import models
@@ -474,6 +478,24 @@ def _bad_input(exc: DomainError) -> GraphQLError:
     return GraphQLError(exc.message, extensions={"code": "BAD_USER_INPUT", "field": exc.field})
 
 
+@strawberry.input(description="Photos for a venue, sent as a multipart request (GraphQL multipart request spec).")
+class AddVenuePhotosInput:
+    venue_id: relay.GlobalID = strawberry.field(description="The venue.")
+    photos: list[Upload] = strawberry.field(description="JPEG, PNG or WebP files (see photoUploadLimits).")
+
+
+@strawberry.type(description="The photos were added.")
+class AddVenuePhotosSuccess:
+    venue: Venue = strawberry.field(description="The venue, with all its photos.")
+    photos: list[VenuePhoto] = strawberry.field(description="The photos just added.")
+
+
+AddVenuePhotosResult = Annotated[
+    AddVenuePhotosSuccess | NotFoundError | ValidationError | PhotoError,
+    strawberry.union("AddVenuePhotosResult", description="The photos, or why they were refused."),
+]
+
+
 @strawberry.type
 class VenuesQuery:
     @strawberry.field(description="The community's rooms with their opening hours.")
@@ -629,6 +651,41 @@ class VenuesMutation:
             return _error(exc, VENUE_ERRORS)
         assert row is not None
         return VenueSuccess(venue=Venue.from_model(row))
+
+    @strawberry.mutation(
+        description="Add photos to a venue (staff of its community); anyone in the community sees them."
+    )
+    async def add_venue_photos(
+        self, info: Info, input: Annotated[AddVenuePhotosInput, InputArg]
+    ) -> AddVenuePhotosResult:
+        services, viewer = info.context.services, info.context.viewer
+        limits = photo_limits(services.settings)
+        try:
+            try:  # a venue the viewer may not change costs one query, not the decoding of its photos
+                venue_id = decode_id(input.venue_id, "Venue")
+                viewer.require_authenticated()
+                async with info.context.db.read_session() as session:
+                    venue = await session.get(models.Venue, venue_id)
+                    if venue is None or venue.community_id not in viewer.community_ids:
+                        raise NotFound("No such venue.", field="venueId")
+                    if not venues_service.is_staff(viewer, venue.community_id):
+                        raise Forbidden("Only staff of the community can do this.")
+            except DomainError:
+                await close_uploads(input.photos)
+                raise
+            # Read and decode before the transaction: decoding is slow and must not hold a connection.
+            prepared = await prepare_photos(
+                await read_uploads(input.photos, limits, viewer), limits=limits, owner="venue"
+            )
+            async with info.context.db.unit_of_work(info.context.jobs) as uow:
+                rows = await venues_service.add_venue_photos(
+                    uow, viewer=viewer, store=services.photos, venue_id=venue_id, photos=prepared, limits=limits
+                )
+                row = await uow.session.get(models.Venue, venue_id)
+        except DomainError as exc:
+            return photo_result_error(exc, [NotFoundError, ValidationError])
+        assert row is not None
+        return AddVenuePhotosSuccess(venue=Venue.from_model(row), photos=[VenuePhoto.from_model(r) for r in rows])
 
     @strawberry.mutation(description="Close a venue for a while, e.g. a public holiday (staff).")
     async def add_venue_closure(self, info: Info, input: Annotated[AddVenueClosureInput, InputArg]) -> VenueResult:

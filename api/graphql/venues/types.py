@@ -99,6 +99,15 @@ def _hours_loader(info: Info) -> DataLoader[int, list[models.VenueOpeningHours]]
     return _loader(info, "venues.hours", load)
 
 
+def _photos_loader(info: Info) -> DataLoader[int, list[models.VenuePhoto]]:
+    async def load(ids: list[int]) -> list[list[models.VenuePhoto]]:
+        async with info.context.db.read_session() as session:
+            photos = await venues_service.venue_photos(session, venue_ids=ids)
+        return [photos.get(i, []) for i in ids]
+
+    return _loader(info, "venues.photos", load)
+
+
 def _closures_loader(info: Info) -> DataLoader[int, list[models.VenueClosure]]:
     async def load(ids: list[int]) -> list[list[models.VenueClosure]]:
         async with info.context.db.read_session() as session:
@@ -198,6 +207,45 @@ class Venue(relay.Node):
     @strawberry.field(description="Path of the venue's public iCalendar feed (activities and booked times).")
     def calendar_path(self) -> str:
         return f"/calendar/venues/{self.db_id}.ics"
+
+    @strawberry.field(description="Photos of the venue, oldest first.")
+    async def photos(self, info: Info) -> list[VenuePhoto]:
+        return [VenuePhoto.from_model(p) for p in await _photos_loader(info).load(self.db_id)]
+
+
+VENUE_PHOTO_PREFIX = "/media/venue-photos/"
+
+
+@strawberry.type(description="A photo of a venue; metadata (EXIF, GPS, XMP) was removed on upload.")
+class VenuePhoto(relay.Node):
+    db_id: relay.NodeID[int]
+    content_type: str = strawberry.field(description="image/jpeg, image/png or image/webp.")
+    width: int = strawberry.field(description="Width in pixels, upright.")
+    height: int = strawberry.field(description="Height in pixels, upright.")
+    created_at: dt.datetime = strawberry.field(description="When it was added.")
+
+    @classmethod
+    def from_model(cls, m: models.VenuePhoto) -> Self:
+        return cls(db_id=m.id, content_type=m.content_type, width=m.width, height=m.height, created_at=m.created_at)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        ids = [_int(i) for i in node_ids]
+        async with info.context.db.read_session() as session:
+            rows = (
+                await session.scalars(
+                    select(models.VenuePhoto).where(
+                        models.VenuePhoto.id.in_(ids),
+                        models.VenuePhoto.community_id.in_(info.context.viewer.community_ids),
+                    )
+                )
+            ).all()
+        by_id = {r.id: r for r in rows}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
+
+    @strawberry.field(description="Where to GET the bytes, sending the same bearer token (relative to the API).")
+    def url(self) -> str:
+        return f"{VENUE_PHOTO_PREFIX}{relay.GlobalID('VenuePhoto', str(self.db_id))}"
 
 
 # -- activities ---------------------------------------------------------------------------------------
