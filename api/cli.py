@@ -70,8 +70,13 @@ def _print_logins(logins: Sequence[DemoLogin]) -> None:
 
 async def _seed(settings: Settings, *, scale: int, seed: int, only_if_empty: bool) -> None:
     from api.app import build_services
+    from api.canteen.seed import seed_demo as seed_canteen
     from api.core.jobs import RecordingJobSender
+    from api.eldercare.seed import seed_demo as seed_eldercare
+    from api.hall.seed import seed_demo as seed_hall
     from api.library.seed import seed_library_demo
+    from api.listings.seed import seed_demo as seed_listings
+    from api.notices.seed import seed_demo as seed_notices
     from api.registry.seed import demo_logins, is_seeded, seed_demo
     from api.tickets.seed import seed_tickets_demo
     from api.venues.seed import seed_venues_demo
@@ -87,6 +92,8 @@ async def _seed(settings: Settings, *, scale: int, seed: int, only_if_empty: boo
             categories, responders = await seed_tickets_demo(services.db)
             await seed_library_demo(services.db)
             await seed_venues_demo(services.db)
+            for domain_seed in (seed_eldercare, seed_hall, seed_listings, seed_canteen, seed_notices):
+                await domain_seed(services.db)
             print(
                 f"Seeded {report.communities} communities, {report.households} households, "
                 f"{report.residents} residents, {categories} ticket categories and {responders} responders "

@@ -10,7 +10,19 @@ from dramatiq.brokers.stub import StubBroker
 from api.core.jobs import OutboundJob, RecordingJobSender
 from api.settings import Settings
 from worker import runtime
-from worker.actors import accounts, dispatch, library, notifications, tickets, venues
+from worker.actors import (
+    accounts,
+    canteen,
+    dispatch,
+    eldercare,
+    hall,
+    library,
+    listings,
+    notices,
+    notifications,
+    tickets,
+    venues,
+)
 from worker.main import install
 
 HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
@@ -32,6 +44,11 @@ HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
     "venues.close_attendance": venues.handle_close_attendance,
     "venues.activity_cancelled": venues.handle_activity_cancelled,
     "venues.scan": venues.handle_scan,
+    **eldercare.HANDLERS,
+    **hall.HANDLERS,
+    **listings.HANDLERS,
+    **canteen.HANDLERS,
+    **notices.HANDLERS,
 }
 
 

@@ -12,8 +12,13 @@ from worker import runtime
 
 ACTOR_MODULES = (
     "worker.actors.accounts",
+    "worker.actors.canteen",
     "worker.actors.dispatch",
+    "worker.actors.eldercare",
+    "worker.actors.hall",
     "worker.actors.library",
+    "worker.actors.listings",
+    "worker.actors.notices",
     "worker.actors.notifications",
     "worker.actors.tickets",
     "worker.actors.venues",

@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from api.canteen import jobs as canteen_jobs
 from api.core.database import Database
 from api.core.jobs import Job, JobSender
 from api.core.scheduling import PeriodicJob, Scheduler
+from api.eldercare import jobs as eldercare_jobs
+from api.hall import jobs as hall_jobs
 from api.library import jobs as library_jobs
+from api.listings import jobs as listings_jobs
+from api.notices import jobs as notices_jobs
 from api.settings import Settings
 from api.tickets import jobs as tickets_jobs
 from api.venues import jobs as venues_jobs
@@ -37,6 +42,11 @@ def periodic_jobs(db: Database, sender: JobSender, settings: Settings) -> list[P
         PeriodicJob("library.anonymise", timedelta(days=1), enqueue_each_period(library_jobs.anonymise)),
         PeriodicJob("tickets.follow_up_scan", timedelta(hours=1), enqueue_each_period(tickets_jobs.follow_up_scan)),
         PeriodicJob("venues.scan", timedelta(minutes=5), enqueue_each_period(venues_jobs.scan)),
+        *(
+            PeriodicJob(name, every, enqueue_each_period(build))
+            for module in (eldercare_jobs, hall_jobs, listings_jobs, canteen_jobs, notices_jobs)
+            for name, every, build in module.PERIODIC
+        ),
     ]
 
 

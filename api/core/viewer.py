@@ -29,6 +29,12 @@ class Permission(StrEnum):
     MANAGE_TICKETS = "manage_tickets"
     DISPATCH = "dispatch"
     MANAGE_LIBRARY = "manage_library"
+    MANAGE_ELDER_CARE = "manage_elder_care"
+    VIEW_HEALTH_DATA = "view_health_data"
+    MANAGE_HALL = "manage_hall"
+    MODERATE_LISTINGS = "moderate_listings"
+    MANAGE_CANTEEN = "manage_canteen"
+    PUBLISH_NOTICES = "publish_notices"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -43,6 +49,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_TICKETS,
             Permission.DISPATCH,
             Permission.MANAGE_LIBRARY,
+            Permission.MANAGE_ELDER_CARE,
+            Permission.MANAGE_HALL,
+            Permission.MODERATE_LISTINGS,
+            Permission.MANAGE_CANTEEN,
+            Permission.PUBLISH_NOTICES,
         }
     ),
     Role.COMMUNITY_ADMIN: frozenset(Permission),

@@ -21,9 +21,14 @@ from strawberry.extensions import (
 )
 
 from api.graphql.accounts.schema import AccountsMutation, AccountsQuery
+from api.graphql.canteen import schema as canteen_schema
 from api.graphql.context import Info
+from api.graphql.eldercare import schema as eldercare_schema
 from api.graphql.errors import ALL_ERROR_TYPES, bad_input
+from api.graphql.hall import schema as hall_schema
 from api.graphql.library import schema as library_schema
+from api.graphql.listings import schema as listings_schema
+from api.graphql.notices import schema as notices_schema
 from api.graphql.notifications import NotificationsMutation
 from api.graphql.registry.calendar import CalendarMutation, CalendarQuery
 from api.graphql.registry.mutations import RegistryMutation
@@ -67,6 +72,11 @@ class Query(
     TicketPhotosQuery,
     library_schema.LibraryQuery,
     venues_schema.VenuesQuery,
+    eldercare_schema.ElderCareQuery,
+    hall_schema.HallQuery,
+    listings_schema.ListingsQuery,
+    canteen_schema.CanteenQuery,
+    notices_schema.NoticesQuery,
 ):
     @strawberry.field(description="Any object by its global id; null when it does not exist for you.")
     async def node(
@@ -94,6 +104,11 @@ class Mutation(
     NotificationsMutation,
     library_schema.LibraryMutation,
     venues_schema.VenuesMutation,
+    eldercare_schema.ElderCareMutation,
+    hall_schema.HallMutation,
+    listings_schema.ListingsMutation,
+    canteen_schema.CanteenMutation,
+    notices_schema.NoticesMutation,
 ):
     pass
 
@@ -141,6 +156,16 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             *library_schema.TYPES,
             *venues_schema.ERROR_TYPES,
             *venues_schema.NODE_TYPES,
+            *eldercare_schema.ERROR_TYPES,
+            *eldercare_schema.TYPES,
+            *hall_schema.ERROR_TYPES,
+            *hall_schema.TYPES,
+            *listings_schema.ERROR_TYPES,
+            *listings_schema.TYPES,
+            *canteen_schema.ERROR_TYPES,
+            *canteen_schema.TYPES,
+            *notices_schema.ERROR_TYPES,
+            *notices_schema.TYPES,
             Ticket,
             TicketCategory,
             Responder,

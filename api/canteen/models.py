@@ -1,0 +1,7 @@
+"""Tables of the canteen domain."""
+
+from __future__ import annotations
+
+from api.core.db import Base
+
+__all__ = ["Base"]

@@ -1,0 +1,7 @@
+"""Tables of the listings domain."""
+
+from __future__ import annotations
+
+from api.core.db import Base
+
+__all__ = ["Base"]

@@ -1,0 +1,1 @@
+"""Community notices (公告): announcements to an audience by compound, building or tag, with read receipts."""
