@@ -14,8 +14,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # -- listings --
+    # -- end listings --
+    # -- canteen and notices --
+    # -- end canteen and notices --
     pass
 
 
 def downgrade() -> None:
+    # -- canteen and notices --
+    # -- end canteen and notices --
+    # -- listings --
+    # -- end listings --
     pass
