@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from api.accounts.service import Passwords
@@ -22,10 +23,14 @@ from api.core.crypto import PersonalDataCipher
 from api.core.database import Database
 from api.core.jobs import JobSender
 from api.core.pubsub import build_pubsub
+from api.core.ratelimit import Limit, build_rate_limiter
 from api.graphql.context import Services
 from api.graphql.view import LinliGraphQL
+from api.idempotency import IdempotencyKeys
 from api.media import BodyLimit, photo_endpoint, upload_body_limit, venue_photo_endpoint
+from api.observability import Metrics, RequestContext, metrics_endpoint
 from api.open311.routes import open311_routes
+from api.operations import refresh_gauges
 from api.settings import Settings
 from api.tickets.photos import LocalPhotoStore
 
@@ -52,6 +57,7 @@ def build_services(settings: Settings, *, jobs: JobSender | None = None) -> Serv
         ),
         pubsub=build_pubsub(settings),
         photos=LocalPhotoStore(settings.media_dir),
+        limiter=build_rate_limiter(settings),
     )
 
 
@@ -103,6 +109,15 @@ def create_app(
     async def root(_request: Request) -> RedirectResponse:
         return RedirectResponse("/graphql")
 
+    metrics = Metrics()
+    serve_metrics = metrics_endpoint(metrics, lambda: refresh_gauges(metrics, services))
+
+    async def metrics_route(request: Request) -> Response:
+        token = settings.metrics_token.get_secret_value()
+        if token and request.headers.get("authorization", "") != f"Bearer {token}":
+            return Response("Send the metrics token.", status_code=401)
+        return await serve_metrics(request)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
@@ -111,6 +126,7 @@ def create_app(
             try:
                 yield {}
             finally:
+                await services.limiter.close()
                 await services.db.dispose()
 
     app = Starlette(
@@ -118,7 +134,12 @@ def create_app(
             Route("/", root),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/graphql", BodyLimit(graphql, upload_body_limit(settings)), methods=["GET", "POST"]),
+            Route("/metrics", metrics_route),
+            Route(
+                "/graphql",
+                BodyLimit(IdempotencyKeys(graphql, services), upload_body_limit(settings)),
+                methods=["GET", "POST"],
+            ),
             WebSocketRoute("/graphql", graphql),
             Route("/media/photos/{photo_id}", photo_endpoint(services), methods=["GET"]),
             Route("/media/venue-photos/{photo_id}", venue_photo_endpoint(services), methods=["GET"]),
@@ -126,13 +147,26 @@ def create_app(
             Mount("/calendar", routes=calendar_routes(services)),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(
+                RequestContext,
+                metrics=metrics,
+                limiter=services.limiter,
+                per_address=Limit(settings.rate_limit_per_address, 60),
+                limited_routes={"/graphql", "/open311", "/calendar", "/media"},
+            )
+        ],
     )
     app.state.services = services
+    app.state.metrics = metrics
     return app
 
 
 def app_from_environment() -> Starlette:
     """Factory for `uvicorn --factory` with several API processes (production stack)."""
+    from api.observability import configure_logging_for
     from api.settings import get_settings
 
-    return create_app(get_settings())
+    settings = get_settings()
+    configure_logging_for(settings)
+    return create_app(settings)

@@ -29,7 +29,9 @@ log = logging.getLogger("linli")
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from api.observability import configure_logging_for
+
+    configure_logging_for(settings)
 
 
 @contextlib.asynccontextmanager
@@ -140,9 +142,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if settings.embedded_queue:
             print("--workers needs LINLI_REDIS_URL (the in-process queue lives in one process)", file=sys.stderr)
             return 2
-        uvicorn.run("api.app:app_from_environment", factory=True, host=host, port=port, workers=args.workers)
+        uvicorn.run(
+            "api.app:app_from_environment", factory=True, host=host, port=port, workers=args.workers, log_config=None
+        )
         return 0
-    uvicorn.run(create_app(settings, background=background), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, background=background), host=host, port=port, log_config=None)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 from api.accounts import models as accounts_models
 from api.canteen import models as canteen_models
-from api.core import jobs, scheduling
+from api.core import idempotency, jobs, scheduling
 from api.core.db import Base
 from api.dispatch import models as dispatch_models
 from api.eldercare import models as eldercare_models
@@ -24,6 +24,7 @@ __all__ = [
     "dispatch_models",
     "eldercare_models",
     "hall_models",
+    "idempotency",
     "jobs",
     "library_models",
     "listings_models",

@@ -48,6 +48,23 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 16
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
+    graphql_max_cost: int = 50_000  # about the number of objects a response may hold
+    graphql_max_directives: int = 10
+    # Rate limits (per minute) and the login lockout; counted in Redis when LINLI_REDIS_URL is set.
+    rate_limit_per_address: int = Field(600, ge=1)
+    rate_limit_per_account: int = Field(300, ge=1)
+    login_attempts_per_address: int = Field(30, ge=1)
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout_minutes: int = Field(15, ge=1)
+    # How long an Idempotency-Key is remembered, and how long one may stay in progress.
+    idempotency_hours: int = Field(24, ge=1)
+    # Retention: closed tickets lose contact name and exact place; the access log is kept 3 years (PIPL).
+    ticket_contact_retention_days: int = Field(730, ge=30)
+    access_log_retention_days: int = Field(1095, ge=365)
+    # When set, GET /metrics needs `Authorization: Bearer <token>`.
+    metrics_token: SecretStr = SecretStr("")
+    # JSON log lines (production default) or text.
+    log_json: bool | None = None
 
     outbox_relay_interval_seconds: float = 5.0
     outbox_relay_grace_seconds: float = 10.0
@@ -79,6 +96,21 @@ class Settings(BaseSettings):
     venues_no_show_limit: int = Field(3, ge=1)
     venues_no_show_window_days: int = Field(90, ge=1)
     venues_no_show_block_days: int = Field(30, ge=0)
+
+    # Listings: published for this many days, the poster warned this many days before; a listing is
+    # hidden pending review once this many residents report it; messages per sender, listing and day;
+    # whether a renewal goes back to moderation; keywords of 1–2 characters scan at most this many listings.
+    listings_publish_days: int = Field(30, ge=1)
+    listings_expiry_warning_days: int = Field(3, ge=0)
+    listings_report_threshold: int = Field(3, ge=1)
+    listings_messages_per_day: int = Field(10, ge=1)
+    listings_renewal_needs_review: bool = False
+    listings_short_keyword_scan: int = Field(5000, ge=100)
+
+    # Elder care: who counts as an elder, how long a visit offer waits, and when an unvisited elder is escalated.
+    eldercare_min_age: int = Field(60, ge=40, le=100)
+    eldercare_offer_hours: int = Field(24, ge=1)
+    eldercare_grace_hours: int = Field(24, ge=1)
 
     @property
     def is_sqlite(self) -> bool:

@@ -27,6 +27,7 @@ from worker.main import install
 
 HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
     "accounts.purge_expired_sessions": accounts.handle_purge_expired_sessions,
+    "privacy.retention": accounts.handle_retention,
     "dispatch.assign": dispatch.handle_assign,
     "dispatch.expire_offer": dispatch.handle_expire_offer,
     "library.loan_notice": library.handle_loan_notice,

@@ -37,6 +37,7 @@ def periodic_jobs(db: Database, sender: JobSender, settings: Settings) -> list[P
         PeriodicJob(
             "accounts.purge_expired_sessions", timedelta(days=1), enqueue_each_period(jobs.purge_expired_sessions)
         ),
+        PeriodicJob("privacy.retention", timedelta(days=1), enqueue_each_period(jobs.retention)),
         PeriodicJob("tickets.sla_scan", timedelta(minutes=1), enqueue_each_period(tickets_jobs.sla_scan)),
         PeriodicJob("library.scan", timedelta(hours=1), enqueue_each_period(library_jobs.scan)),
         PeriodicJob("library.anonymise", timedelta(days=1), enqueue_each_period(library_jobs.anonymise)),

@@ -226,6 +226,37 @@ def dead_letters(broker: dramatiq.Broker, *, queue_name: str | None = None, limi
     return found[:limit]
 
 
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    queue_name: str
+    waiting: int  # ready to run now
+    delayed: int  # waiting for their time (retries with backoff, delayed jobs)
+    dead: int  # quarantined in the dead-letter set
+
+
+def queue_depths(broker: dramatiq.Broker) -> list[QueueDepth]:
+    """How many messages wait in each declared queue (not counting the delay queues' own names)."""
+    declared = {q for q in broker.get_declared_queues() if not q.endswith((".DQ", ".XQ"))}
+    client: redis.Redis | None = getattr(broker, "client", None)
+    namespace: str | None = getattr(broker, "namespace", None)
+    if client is None or namespace is None:
+        queues = getattr(broker, "queues", {})
+        return [QueueDepth(n, queues[n].qsize() if n in queues else 0, 0, 0) for n in sorted(declared)]
+    # A process that only sends (the API) declares few queues: the queues in use have a `.msgs` hash.
+    for key in client.scan_iter(match=f"{_glob_escape(namespace)}:*.msgs", count=500):
+        name = (key.decode() if isinstance(key, bytes) else str(key))[len(namespace) + 1 : -len(".msgs")]
+        if not name.endswith((".DQ", ".XQ")):
+            declared.add(name)
+    names = sorted(declared)
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(f"{namespace}:{name}")
+        pipe.llen(f"{namespace}:{name}.DQ")
+        pipe.zcard(f"{namespace}:{name}.XQ")
+    counts = [int(c) for c in pipe.execute()]
+    return [QueueDepth(n, *counts[i * 3 : i * 3 + 3]) for i, n in enumerate(names)]
+
+
 def _glob_escape(text: str) -> str:
     """Escape Redis glob characters in a namespace."""
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

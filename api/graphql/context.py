@@ -13,6 +13,7 @@ from api.core.crypto import PersonalDataCipher
 from api.core.database import Database
 from api.core.jobs import JobSender
 from api.core.pubsub import PubSub
+from api.core.ratelimit import MemoryRateLimiter, RateLimiter
 from api.core.viewer import Viewer
 from api.settings import Settings
 from api.tickets.photos import PhotoStore
@@ -32,6 +33,7 @@ class Services:
     passwords: Passwords
     pubsub: PubSub
     photos: PhotoStore
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Annotated
 
@@ -23,8 +24,10 @@ from strawberry.extensions import (
 from api.graphql.accounts.schema import AccountsMutation, AccountsQuery
 from api.graphql.canteen import schema as canteen_schema
 from api.graphql.context import Info
+from api.graphql.cost import CostBudget, max_directives_rule
 from api.graphql.eldercare import schema as eldercare_schema
 from api.graphql.errors import ALL_ERROR_TYPES, bad_input
+from api.graphql.facts import OperationFacts
 from api.graphql.hall import schema as hall_schema
 from api.graphql.library import schema as library_schema
 from api.graphql.listings import schema as listings_schema
@@ -135,15 +138,22 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         rules = [
             *QueryDepthLimiter(max_depth=s.graphql_max_depth).validation_rules,
             *MaxAliasesLimiter(max_alias_count=s.graphql_max_aliases).validation_rules,
+            max_directives_rule(s.graphql_max_directives),
         ]
         if not settings.graphql_introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
+        # Production mode (no introspection) also gives no "Did you mean …?" hints about hidden names.
+        vars(importlib.import_module("graphql.pyutils.did_you_mean"))["MAX_LENGTH"] = (
+            5 if settings.graphql_introspection else 0
+        )
         extensions = [
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
             lambda: AddValidationRules(rules),
             lambda: MaxTokensLimiter(max_token_count=s.graphql_max_tokens),
+            lambda: CostBudget(budget=s.graphql_max_cost),
             lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal server error."),
+            OperationFacts,  # last: it sees the errors before they are masked
         ]
     return strawberry.Schema(
         query=Query,

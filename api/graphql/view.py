@@ -15,10 +15,12 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api.accounts.service import viewer_for_token
 from api.core.clock import local_today
+from api.core.ratelimit import Limit
 from api.core.viewer import Viewer
 from api.graphql.context import Context, Services
 from api.graphql.loaders import Loaders
 from api.graphql.schema import build_schema
+from api.observability import RateLimited, note, request_id_var
 
 
 def bearer_token(request: Request | WebSocket) -> str | None:
@@ -53,7 +55,16 @@ class LinliGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
         viewer = await self.viewer_for(request)
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if viewer.account_id is not None:
+            note(account_id=viewer.account_id)
+            if isinstance(request, Request):
+                settings = self.services.settings
+                wait = await self.services.limiter.hit(
+                    f"account:{viewer.account_id}", Limit(settings.rate_limit_per_account, 60)
+                )
+                if wait is not None:
+                    raise RateLimited(wait, "account")
+        request_id = request_id_var.get() or request.headers.get("x-request-id") or uuid.uuid4().hex
         today = local_today()
         loaders = Loaders(self.services.db, viewer, today, cipher=self.services.cipher, request_id=request_id[:64])
         return Context(

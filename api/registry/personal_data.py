@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select, text
 
 from api.core.clock import utc_now
 from api.core.crypto import PersonalDataCipher
@@ -82,3 +83,16 @@ async def reveal(
     if log_rows:
         await uow.session.execute(insert(PersonalDataAccess), log_rows)
     return out
+
+
+async def purge_access_log(uow: UnitOfWork, *, older_than: timedelta, now: datetime | None = None) -> int:
+    """Delete access-log rows past their retention; the only delete the log allows (PostgreSQL trigger)."""
+    now = now or utc_now()
+    if uow.session.get_bind().dialect.name == "postgresql":
+        await uow.session.execute(text("SET LOCAL linli.audit_purge = 'on'"))
+    result = await uow.session.execute(
+        delete(PersonalDataAccess)
+        .where(PersonalDataAccess.accessed_at < now - older_than)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

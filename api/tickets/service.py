@@ -809,3 +809,22 @@ async def ensure_categories(uow: UnitOfWork, *, community_ids: Sequence[int]) ->
             added += len(rows)
     await uow.session.flush()
     return added
+
+
+async def anonymise_closed_contacts(uow: UnitOfWork, *, older_than: timedelta, now: datetime | None = None) -> int:
+    """Clear the contact name and exact place of tickets closed longer ago than `older_than`.
+
+    The category, building and times stay for the figures. Returns tickets changed. Idempotent.
+    """
+    now = now or utc_now()
+    result = await uow.session.execute(
+        update(Ticket)
+        .where(
+            Ticket.closed_at.is_not(None),
+            Ticket.closed_at < now - older_than,
+            or_(Ticket.contact_name.is_not(None), Ticket.room.is_not(None), Ticket.latitude.is_not(None)),
+        )
+        .values(contact_name=None, room=None, latitude=None, longitude=None, address_text=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

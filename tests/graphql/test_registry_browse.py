@@ -36,17 +36,17 @@ def error_codes(body: dict[str, Any]) -> list[str]:
 
 HIERARCHY = """
 {
-  communities {
+  communities(first: 5) {
     totalCount
     edges { node {
       name code district
-      compounds { totalCount edges { node {
+      compounds(first: 5) { totalCount edges { node {
         name
-        buildings { totalCount edges { node {
+        buildings(first: 5) { totalCount edges { node {
           name floors units
-          households { totalCount edges { node {
+          households(first: 10) { totalCount edges { node {
             unit room address
-            members { totalCount edges { node { name } } }
+            members(first: 10) { totalCount edges { node { name } } }
           } } }
         } } }
       } } }

@@ -63,11 +63,11 @@ query ($first: Int) {
 
 NESTED = """
 {
-  communities { edges { node {
-    compounds { edges { node {
-      buildings { edges { node {
-        households { edges { node {
-          members { edges { node { name } } }
+  communities(first: 2) { edges { node {
+    compounds(first: 5) { edges { node {
+      buildings(first: 5) { edges { node {
+        households(first: 10) { edges { node {
+          members(first: 10) { edges { node { name } } }
         } } }
       } } }
     } } }

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from datetime import timedelta
 from typing import Annotated
 
 import strawberry
 
 from api.accounts import service
+from api.accounts.service import InvalidCredentials
 from api.core.errors import DomainError, Unauthenticated
+from api.core.ratelimit import Limit
 from api.core.viewer import Permission, Role
 from api.graphql.context import Info
-from api.graphql.errors import InvalidCredentialsError, InvalidPhoneError, auth_error, to_user_error
+from api.graphql.errors import InvalidCredentialsError, InvalidPhoneError, UserError, auth_error, to_user_error
 from api.graphql.registry.types import Community, Resident
 from api.registry.validation import normalise_phone
 
@@ -80,8 +83,13 @@ class LoginSuccess:
     viewer: ViewerInfo = strawberry.field(description="Who you are now.")
 
 
+@strawberry.type(description="Too many failed logins: wait before trying again.")
+class TooManyAttemptsError(UserError):
+    retry_after_seconds: int = strawberry.field(description="Seconds until logging in is allowed again.")
+
+
 LoginResult = Annotated[
-    LoginSuccess | InvalidCredentialsError | InvalidPhoneError,
+    LoginSuccess | InvalidCredentialsError | InvalidPhoneError | TooManyAttemptsError,
     strawberry.union("LoginResult", description="A session, or why login failed."),
 ]
 
@@ -105,8 +113,27 @@ class AccountsMutation:
         self, info: Info, input: Annotated[LoginInput, strawberry.argument(description="The mutation's input.")]
     ) -> LoginResult:
         services = info.context.services
+        settings = services.settings
+        limiter = services.limiter
+        # Per address, every attempt counts; per account, failures lock it for a while (success clears).
+        request = info.context.request
+        address = request.client.host if request is not None and request.client else "unknown"
+        wait = await limiter.hit(f"login-address:{address}", Limit(settings.login_attempts_per_address, 60))
         try:
             phone = normalise_phone(input.phone)
+        except DomainError as exc:
+            return to_user_error(exc, [InvalidPhoneError])
+        failures_key = f"login-failures:{services.cipher.lookup_hash(phone)}"
+        lockout = Limit(settings.login_max_failures, settings.login_lockout_minutes * 60)
+        wait = wait or await limiter.blocked(failures_key, lockout)
+        if wait is not None:
+            return TooManyAttemptsError(
+                message=f"Too many attempts. Try again in {math.ceil(wait / 60)} minute(s).",
+                field=None,
+                code="TOO_MANY_ATTEMPTS",
+                retry_after_seconds=int(wait),
+            )
+        try:
             async with info.context.db.unit_of_work(info.context.jobs) as uow:
                 account, token, expires_at = await service.log_in(
                     uow,
@@ -116,8 +143,12 @@ class AccountsMutation:
                     password=input.password,
                     ttl=timedelta(hours=services.settings.session_ttl_hours),
                 )
+        except InvalidCredentials as exc:
+            await limiter.hit(failures_key, lockout)
+            return to_user_error(exc, [InvalidCredentialsError])
         except DomainError as exc:
             return to_user_error(exc, [InvalidCredentialsError, InvalidPhoneError])
+        await limiter.reset(failures_key)
         return LoginSuccess(token=token, expires_at=expires_at, viewer=ViewerInfo(account_id=account.id))
 
     @strawberry.mutation(description="End the current session (the token stops working at once).")
