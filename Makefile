@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test install services check lint fmt type arch schema schema-check migrations-check pytest \
-        serve worker migrate seed revision bench clean
+        serve worker migrate seed revision bench reliability clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,17 @@ revision: install
 
 bench: install services
 	$(BIN)/python -m bench.registry
+	$(BIN)/python -m bench.readpath
+
+## The reliability suite at full size; figures in bench/results/reliability.md (make test runs it small).
+RACES := $(wildcard tests/*/test_races.py)
+reliability: install services
+	rm -f bench/results/reliability.jsonl
+	LINLI_RELIABILITY=full $(BIN)/pytest -q -n 0 -p no:cacheprovider --timeout 1800 tests/reliability \
+		--junitxml=bench/results/reliability-junit.xml; s1=$$?; \
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider $(RACES) --junitxml=bench/results/races-junit.xml; s2=$$?; \
+	$(BIN)/python -m tests.reliability.report; s3=$$?; \
+	test $$s1 -eq 0 -a $$s2 -eq 0 -a $$s3 -eq 0
 
 clean:
 	rm -rf $(VENV) linli.db linli.db-wal linli.db-shm .mypy_cache .ruff_cache .pytest_cache

@@ -2,7 +2,7 @@
 
 from api.accounts import models as accounts_models
 from api.canteen import models as canteen_models
-from api.core import idempotency, jobs, scheduling
+from api.core import idempotency, jobs, outbox, scheduling
 from api.core.db import Base
 from api.dispatch import models as dispatch_models
 from api.eldercare import models as eldercare_models
@@ -31,6 +31,7 @@ __all__ = [
     "metadata",
     "notices_models",
     "notifications_models",
+    "outbox",
     "registry_models",
     "scheduling",
     "tickets_models",

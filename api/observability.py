@@ -20,6 +20,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -192,6 +195,35 @@ def metrics_endpoint(
     return endpoint
 
 
+# -- dependencies that are down -------------------------------------------------------------------
+
+RETRY_AFTER_SECONDS = 5
+_DOWN = (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError, RedisConnectionError)
+
+
+def dependency_down(error: BaseException | None) -> bool:
+    """True when `error` (or what caused it) says the database or Redis could not be reached."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, _DOWN) or type(error).__name__ in ("CannotConnectNowError", "ConnectionDoesNotExistError"):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
+def service_unavailable() -> JSONResponse:
+    body = {
+        "errors": [
+            {
+                "message": "A service this request needs is unavailable; try again shortly.",
+                "extensions": {"code": "SERVICE_UNAVAILABLE"},
+            }
+        ]
+    }
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 # -- the middleware -------------------------------------------------------------------------------
 
 
@@ -273,11 +305,16 @@ class RequestContext:
             self.metrics.rate_limited.labels(exc.scope).inc()
             if not status["sent"]:
                 await too_many_requests(exc)(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error serving %s %s", scope.get("method"), route)
-            if not status["sent"]:
-                body = {"errors": [{"message": "Internal server error.", "extensions": {"code": "INTERNAL"}}]}
-                await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
+        except Exception as exc:
+            if dependency_down(exc):
+                log.warning("dependency down serving %s %s: %s", scope.get("method"), route, type(exc).__name__)
+                if not status["sent"]:
+                    await service_unavailable()(scope, receive, send_with_id)
+            else:
+                log.exception("unhandled error serving %s %s", scope.get("method"), route)
+                if not status["sent"]:
+                    body = {"errors": [{"message": "Internal server error.", "extensions": {"code": "INTERNAL"}}]}
+                    await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             operation = self.metrics.operation_label(state.get("operation_name"), state.get("operation_type"))

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     login_lockout_minutes: int = Field(15, ge=1)
     # How long an Idempotency-Key is remembered, and how long one may stay in progress.
     idempotency_hours: int = Field(24, ge=1)
+    # A dispatch request or offer that has not moved for this long gets its job sent again.
+    dispatch_sweep_stale_seconds: int = Field(120, ge=10)
+    # After a broker restart, jobs published this recently (or still delayed) are sent again.
+    broker_replay_window_minutes: int = Field(15, ge=1)
     # Retention: closed tickets lose contact name and exact place; the access log is kept 3 years (PIPL).
     ticket_contact_retention_days: int = Field(730, ge=30)
     access_log_retention_days: int = Field(1095, ge=365)

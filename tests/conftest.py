@@ -141,10 +141,11 @@ def jobs() -> RecordingJobSender:
 
 
 @pytest.fixture
-def services(settings: Settings, db: Database, jobs: RecordingJobSender) -> Services:
+async def services(settings: Settings, db: Database, jobs: RecordingJobSender) -> AsyncIterator[Services]:
     built = build_services(settings, jobs=jobs)
     built.db = db
-    return built
+    yield built
+    await built.limiter.close()
 
 
 @pytest.fixture

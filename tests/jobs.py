@@ -30,6 +30,7 @@ HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
     "privacy.retention": accounts.handle_retention,
     "dispatch.assign": dispatch.handle_assign,
     "dispatch.expire_offer": dispatch.handle_expire_offer,
+    "dispatch.sweep": dispatch.handle_sweep,
     "library.loan_notice": library.handle_loan_notice,
     "library.hold_notice": library.handle_hold_notice,
     "library.scan": library.handle_scan,

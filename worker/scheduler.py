@@ -9,6 +9,7 @@ from api.canteen import jobs as canteen_jobs
 from api.core.database import Database
 from api.core.jobs import Job, JobSender
 from api.core.scheduling import PeriodicJob, Scheduler
+from api.dispatch import jobs as dispatch_jobs
 from api.eldercare import jobs as eldercare_jobs
 from api.hall import jobs as hall_jobs
 from api.library import jobs as library_jobs
@@ -38,6 +39,7 @@ def periodic_jobs(db: Database, sender: JobSender, settings: Settings) -> list[P
             "accounts.purge_expired_sessions", timedelta(days=1), enqueue_each_period(jobs.purge_expired_sessions)
         ),
         PeriodicJob("privacy.retention", timedelta(days=1), enqueue_each_period(jobs.retention)),
+        PeriodicJob("dispatch.sweep", timedelta(minutes=1), enqueue_each_period(dispatch_jobs.sweep)),
         PeriodicJob("tickets.sla_scan", timedelta(minutes=1), enqueue_each_period(tickets_jobs.sla_scan)),
         PeriodicJob("library.scan", timedelta(hours=1), enqueue_each_period(library_jobs.scan)),
         PeriodicJob("library.anonymise", timedelta(days=1), enqueue_each_period(library_jobs.anonymise)),

@@ -1,4 +1,4 @@
-"""idempotency keys; the personal-data access log made append-only
+"""idempotency keys; the broker epoch; the personal-data access log made append-only
 
 Revision ID: 0009_hardening
 Revises: 0008_convenience
@@ -50,6 +50,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("scope", "key", name=op.f("uq_idempotency_key_scope_key")),
     )
     op.create_index(op.f("ix_idempotency_key_created_at"), "idempotency_key", ["created_at"], unique=False)
+    op.create_table(
+        "broker_epoch",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("run_id", sa.String(length=64), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broker_epoch")),
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(APPEND_ONLY_FUNCTION)
         op.execute(APPEND_ONLY_TRIGGER)
@@ -59,5 +66,6 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER personal_data_access_append_only ON personal_data_access")
         op.execute("DROP FUNCTION personal_data_access_append_only()")
+    op.drop_table("broker_epoch")
     op.drop_index(op.f("ix_idempotency_key_created_at"), table_name="idempotency_key")
     op.drop_table("idempotency_key")

@@ -17,6 +17,8 @@ from api.core.jobs import Job, JobSender, OutboundJob, OutboxMessage
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_SECONDS = 5
+PG_POOL_TIMEOUT_SECONDS = 30
 
 
 def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
@@ -49,8 +51,16 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False, immediat
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine, immediate=immediate)
         return engine
+    # A database that is down or unreachable fails a request in seconds (a 503), never hangs it.
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=PG_POOL_TIMEOUT_SECONDS,
+        connect_args={"timeout": PG_CONNECT_TIMEOUT_SECONDS},
     )
 
 
@@ -86,7 +96,9 @@ class Database:
         self.write_engine = (
             create_engine(url, pool_size=pool_size, echo=echo, immediate=True) if self.is_sqlite else self.engine
         )
-        self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Reads run in autocommit: no BEGIN and ROLLBACK round trips around each short read session.
+        read_engine = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._read_sessions = async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=True)
 
     @asynccontextmanager

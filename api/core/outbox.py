@@ -1,14 +1,24 @@
-"""The outbox relay: sends jobs whose immediate publish did not happen (broker down, crash)."""
+"""The outbox relay: sends jobs whose immediate publish did not happen (broker down, crash).
+
+It also covers the broker losing what it held. Redis keeps nothing on disk here, so a restart
+empties its queues; its `run_id` changes with every start. When the relay sees a new run id it
+sends again every job published within the replay window (and every delayed job still waiting),
+with what is left of its delay. Every actor is idempotent, so a job that had already run does
+nothing the second time, and one that was lost now runs.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, func, select, update
+from sqlalchemy.orm import Mapped, mapped_column
 
 from api.core.clock import utc_now
 from api.core.database import Database
+from api.core.db import Base, UtcDateTime
 from api.core.jobs import JobSender, OutboundJob, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -72,3 +82,62 @@ async def outbox_lag(db: Database) -> tuple[int, float]:
 
         oldest = oldest.replace(tzinfo=UTC)
     return int(count), (utc_now() - oldest).total_seconds()
+
+
+class BrokerEpoch(Base):
+    """The broker's run id when the relay last looked (one row)."""
+
+    __tablename__ = "broker_epoch"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    run_id: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+MAX_DELAY = timedelta(days=2)  # the longest delay a job is given anywhere
+
+
+def broker_run_id(sender: JobSender) -> str | None:
+    """The Redis server's run id (it changes on every start), or None without Redis or when it is down."""
+    client = getattr(getattr(sender, "broker", None), "client", None)
+    if client is None:
+        return None
+    try:
+        return str(client.info("server")["run_id"])
+    except Exception as exc:
+        log.warning("could not read the broker's run id: %s", type(exc).__name__)
+        return None
+
+
+async def replay_if_broker_restarted(db: Database, sender: JobSender, *, window: timedelta) -> int:
+    """When the broker restarted since the last look, mark recent jobs unsent; return how many."""
+    run_id = await asyncio.to_thread(broker_run_id, sender)
+    if run_id is None:
+        return 0
+    now = utc_now()
+    async with db.unit_of_work() as uow:
+        epoch = await uow.session.get(BrokerEpoch, 1, with_for_update=not db.is_sqlite)
+        if epoch is None:
+            uow.session.add(BrokerEpoch(id=1, run_id=run_id, seen_at=now))
+            return 0
+        if epoch.run_id == run_id:
+            return 0
+        epoch.run_id, epoch.seen_at = run_id, now
+        rows = (
+            await uow.session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at >= now - window - MAX_DELAY
+                )
+            )
+        ).all()
+        replayed = 0
+        for row in rows:
+            assert row.sent_at is not None
+            due = row.sent_at + timedelta(milliseconds=row.delay_ms or 0)
+            if row.sent_at >= now - window or due > now:
+                remaining = max(0, int((due - now).total_seconds() * 1000))
+                row.sent_at = None
+                row.delay_ms = remaining or None
+                replayed += 1
+    log.warning("the broker restarted (new run id): %d recent jobs will be sent again", replayed)
+    return replayed

@@ -12,7 +12,7 @@ def assign(request_id: int) -> Job:
     return Job("dispatch.assign", QUEUE, {"request_id": request_id})
 
 
-def expire_offer(assignment_id: int, delay_ms: int) -> Job:
+def expire_offer(assignment_id: int, delay_ms: int | None) -> Job:
     """Expire an offer nobody answered; runs once the offer's time is up."""
     return Job("dispatch.expire_offer", QUEUE, {"assignment_id": assignment_id}, delay_ms=delay_ms)
 
@@ -27,3 +27,8 @@ def assignment_changed(kind: str, request_id: int, event: str, assignment_id: in
         "events",
         {"request_id": request_id, "event": event, "assignment_id": assignment_id},
     )
+
+
+def sweep(period_key: str) -> Job:
+    """Re-send the work of requests and offers whose messages were lost (a broker that restarted empty)."""
+    return Job("dispatch.sweep", QUEUE, {"period_key": period_key})

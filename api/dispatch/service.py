@@ -493,3 +493,62 @@ async def active_assignments(session: AsyncSession, *, kind: str, subject_ids: l
         )
     ).all()
     return {a.subject_id: a for a in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class SweepOutcome:
+    reassigned: list[int]  # requests whose assign job was sent again
+    expired: list[int]  # offers whose expiry job was sent again
+
+
+SWEEP_BATCH = 500
+
+
+async def sweep(uow: UnitOfWork, *, stale_after: timedelta, now: datetime | None = None) -> SweepOutcome:
+    """Send again the jobs that should have run by now: the broker is a messenger, the database the record.
+
+    An open request with no active assignment that has not moved for `stale_after` gets its assign
+    job again; an offer past its expiry by `stale_after` gets its expiry job again. Both jobs are
+    idempotent, so a job that was only slow (not lost) does nothing the second time.
+    """
+    now = now or utc_now()
+    cutoff = now - stale_after
+    active = (
+        select(Assignment.id)
+        .where(Assignment.request_id == DispatchRequest.id, Assignment.state.in_(ACTIVE_STATES))
+        .exists()
+    )
+    stalled = list(
+        (
+            await uow.session.scalars(
+                select(DispatchRequest.id)
+                .where(
+                    DispatchRequest.state == RequestState.OPEN.value,
+                    DispatchRequest.mode == DispatchMode.OFFER.value,
+                    DispatchRequest.updated_at < cutoff,
+                    ~active,
+                )
+                .order_by(DispatchRequest.id)
+                .limit(SWEEP_BATCH)
+            )
+        ).all()
+    )
+    overdue = list(
+        (
+            await uow.session.scalars(
+                select(Assignment.id)
+                .where(
+                    Assignment.state == AssignmentState.OFFERED.value,
+                    Assignment.expires_at.is_not(None),
+                    Assignment.expires_at < cutoff,
+                )
+                .order_by(Assignment.id)
+                .limit(SWEEP_BATCH)
+            )
+        ).all()
+    )
+    for request_id in stalled:
+        uow.enqueue(jobs.assign(request_id))
+    for assignment_id in overdue:
+        uow.enqueue(jobs.expire_offer(assignment_id, delay_ms=None))
+    return SweepOutcome(stalled, overdue)

@@ -8,6 +8,7 @@ import logging
 import httpx
 
 from api.app import create_app
+from api.core.database import Database
 from api.core.jobs import Job
 from api.observability import JsonFormatter, RedactingFilter, redact, request_id_var
 from tests.conftest import make_settings
@@ -75,3 +76,24 @@ async def test_metrics_can_require_a_token(pg_url, services) -> None:
         allowed = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics-token"})
     assert refused.status_code == 401
     assert allowed.status_code == 200
+
+
+async def test_a_database_that_is_down_answers_503_with_retry_after(services) -> None:
+    services.db = Database("postgresql+asyncpg://linli@127.0.0.1:1/nowhere", pool_size=1)
+    app = create_app(services.settings, services=services)
+    login = {
+        "query": "mutation($i: LoginInput!) { login(input: $i) { __typename } }",
+        "variables": {"i": {"phone": "13912345678", "password": "x"}},
+    }
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://linli.test") as client:
+            in_resolver = await client.post("/graphql", json=login)
+            in_context = await client.post("/graphql", json=VIEWER, headers={"Authorization": "Bearer some-token"})
+            ready = await client.get("/readyz")
+    finally:
+        await services.db.dispose()
+    for answer in (in_resolver, in_context):
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "5"
+        assert answer.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert ready.status_code == 503
