@@ -14,6 +14,7 @@ from strawberry.relay.types import NodeType
 from api.core.database import Database
 from api.core.pagination import MAX_PAGE_SIZE, Page, PageArgs, count_of, fetch_page
 from api.graphql.errors import bad_input
+from api.graphql.prefetch import prefetch_connection
 
 N = TypeVar("N", bound=relay.Node)
 
@@ -82,11 +83,23 @@ def decode_id(gid: relay.GlobalID, type_name: str) -> int:
 
 
 async def paged(
-    db: Database, stmt: Select[Any], id_col: Any, args: PageArgs, to_node: Callable[[Any], N]
+    db: Database,
+    stmt: Select[Any],
+    id_col: Any,
+    args: PageArgs,
+    to_node: Callable[[Any], N],
+    *,
+    prefetch_for: tuple[Any, str] | None = None,
 ) -> Connection[N]:
-    """A keyset page of `stmt` as a connection; `totalCount` runs its own count only when asked for."""
+    """A keyset page of `stmt` as a connection; `totalCount` runs its own count only when asked for.
+
+    `prefetch_for=(info, "TypeName")` loads the relations the query selects under the page's
+    nodes in bulk first (api/graphql/prefetch.py).
+    """
     async with db.read_session() as session:
         page = await fetch_page(session, stmt, id_col, args)
+    if prefetch_for is not None:
+        await prefetch_connection(prefetch_for[0], prefetch_for[1], page.items)
 
     async def count() -> int:
         async with db.read_session() as session:

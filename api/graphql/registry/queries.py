@@ -49,7 +49,9 @@ class RegistryQuery:
         args = page_args(first, after)
         filt = filter.to_filter() if filter else repository.ResidentFilter()
         stmt = repository.residents_query(scope, filt, today=info.context.today)
-        return await paged(info.context.db, stmt, ResidentModel.id, args, Resident.from_model)
+        return await paged(
+            info.context.db, stmt, ResidentModel.id, args, Resident.from_model, prefetch_for=(info, "Resident")
+        )
 
     @strawberry.field(description="The ageing survey (老龄化调查) of a community, computed now.")
     async def ageing_survey(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -18,9 +18,24 @@ from api.core.viewer import Permission
 from api.graphql.context import Info
 from api.graphql.loaders import ChildKey
 from api.graphql.pagination import Connection, connection, page_args
+from api.graphql.prefetch import Relation, loaded, rules
 from api.registry import models
 from api.registry.personal_data import PersonalField, RevealRequest
 from api.registry.repository import ResidentFilter
+
+R = TypeVar("R")
+
+
+def _required(convert: Callable[[Any], R]) -> Callable[[Any], R]:
+    def run(row: Any) -> R:
+        assert row is not None
+        return convert(row)
+
+    return run
+
+
+def _optional(convert: Callable[[Any], R]) -> Callable[[Any], R | None]:
+    return lambda row: convert(row) if row is not None else None
 
 
 @strawberry.enum(description="Gender as recorded in the national ID number.")
@@ -157,10 +172,8 @@ class Compound(relay.Node):
         return [cls.from_model(r) if r else None for r in rows]
 
     @strawberry.field(description="The community the compound belongs to.")
-    async def community(self, info: Info) -> Community:
-        row = await info.context.loaders.community.load(self.community_id)
-        assert row is not None
-        return Community.from_model(row)
+    def community(self, info: Info) -> Community:
+        return loaded(info.context.loaders.community, self.community_id, _required(Community.from_model))
 
     @strawberry.field(description="Buildings of the compound.")
     async def buildings(self, info: Info, first: FirstArg = None, after: AfterArg = None) -> Connection[Building]:
@@ -187,10 +200,8 @@ class Building(relay.Node):
         return [cls.from_model(r) if r else None for r in rows]
 
     @strawberry.field(description="The compound the building stands in.")
-    async def compound(self, info: Info) -> Compound:
-        row = await info.context.loaders.compound.load(self.compound_id)
-        assert row is not None
-        return Compound.from_model(row)
+    def compound(self, info: Info) -> Compound:
+        return loaded(info.context.loaders.compound, self.compound_id, _required(Compound.from_model))
 
     @strawberry.field(description="Households in the building (staff only; empty for others).")
     async def households(
@@ -223,15 +234,15 @@ class Household(relay.Node):
         return [cls.from_model(r) if r else None for r in rows]
 
     @strawberry.field(description="The building of the household.")
-    async def building(self, info: Info) -> Building:
-        row = await info.context.loaders.building.load(self.building_id)
-        assert row is not None
-        return Building.from_model(row)
+    def building(self, info: Info) -> Building:
+        return loaded(info.context.loaders.building, self.building_id, _required(Building.from_model))
 
     @strawberry.field(description="The address as people write it: building, unit and room.")
-    async def address(self, info: Info) -> str:
-        row = await info.context.loaders.building.load(self.building_id)
-        return f"{row.name if row else '?'}{self.unit}单元{self.room}"
+    def address(self, info: Info) -> str:
+        unit, room = self.unit, self.room
+        return loaded(
+            info.context.loaders.building, self.building_id, lambda row: f"{row.name if row else '?'}{unit}单元{room}"
+        )
 
     @strawberry.field(description="People registered in the household.")
     async def members(self, info: Info, first: FirstArg = None, after: AfterArg = None) -> Connection[Resident]:
@@ -316,23 +327,61 @@ class Resident(relay.Node):
         return await self._reveal(info, PersonalField.PHONE, purpose)
 
     @strawberry.field(description="Circumstances recorded for the resident.")
-    async def tags(self, info: Info) -> list[models.ResidentTag]:
-        return await info.context.loaders.resident_tags.load(self.db_id)
+    def tags(self, info: Info) -> list[models.ResidentTag]:
+        return loaded(info.context.loaders.resident_tags, self.db_id, list)
 
     @strawberry.field(description="The household the resident is registered in.")
-    async def household(self, info: Info) -> Household | None:
+    def household(self, info: Info) -> Household | None:
         if self.household_id is None:
             return None
-        row = await info.context.loaders.household.load(self.household_id)
-        return Household.from_model(row) if row else None
+        return loaded(info.context.loaders.household, self.household_id, _optional(Household.from_model))
 
     @strawberry.field(description="The guardian of a child (required under 14).")
-    async def guardian(self, info: Info) -> Resident | None:
+    def guardian(self, info: Info) -> Resident | None:
         if self.guardian_id is None:
             return None
-        row = await info.context.loaders.resident.load(self.guardian_id)
-        return Resident.from_model(row) if row else None
+        return loaded(info.context.loaders.resident, self.guardian_id, _optional(Resident.from_model))
 
     @strawberry.field(description="Consent records, newest first.")
     async def consents(self, info: Info) -> list[ConsentRecord]:
         return [ConsentRecord.from_model(c) for c in await info.context.loaders.consents.load(self.db_id)]
+
+
+# -- look-ahead loading (api/graphql/prefetch.py): a page's relations, one batch per level ----------
+
+
+def _ids(objects: Any, attr: str) -> list[int]:
+    return list(dict.fromkeys(v for o in objects if (v := getattr(o, attr)) is not None))
+
+
+def _own_ids(objects: Any) -> list[int]:
+    return list(dict.fromkeys(getattr(o, "db_id", None) or o.id for o in objects))
+
+
+async def _load(loader: Any, ids: list[int]) -> list[Any]:
+    return [row for row in await loader.load_many(ids) if row is not None] if ids else []
+
+
+rules(
+    "Resident",
+    {
+        "household": Relation(lambda c, objs, _f: _load(c.loaders.household, _ids(objs, "household_id")), "Household"),
+        "guardian": Relation(lambda c, objs, _f: _load(c.loaders.resident, _ids(objs, "guardian_id")), "Resident"),
+        "tags": Relation(lambda c, objs, _f: c.loaders.resident_tags.load_many(_own_ids(objs))),
+    },
+)
+rules(
+    "Household",
+    {
+        "building": Relation(lambda c, objs, _f: _load(c.loaders.building, _ids(objs, "building_id")), "Building"),
+        "address": Relation(lambda c, objs, _f: _load(c.loaders.building, _ids(objs, "building_id"))),
+    },
+)
+rules(
+    "Building",
+    {"compound": Relation(lambda c, objs, _f: _load(c.loaders.compound, _ids(objs, "compound_id")), "Compound")},
+)
+rules(
+    "Compound",
+    {"community": Relation(lambda c, objs, _f: _load(c.loaders.community, _ids(objs, "community_id")))},
+)

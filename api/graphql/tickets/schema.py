@@ -30,6 +30,7 @@ from api.graphql.errors import (
     to_user_error,
 )
 from api.graphql.pagination import Connection, connection, decode_id, page_args
+from api.graphql.prefetch import prefetch_connection
 from api.graphql.registry.types import AfterArg, FirstArg
 from api.graphql.tickets.photos import PhotoError, photo_limits, read_uploads
 from api.graphql.tickets.types import Assignment, Notification, RankingReason, Responder, Ticket, TicketCategory
@@ -332,6 +333,7 @@ class TicketsQuery:
         db = info.context.db
         async with db.read_session() as session:
             page = await fetch_page(session, viewer_stmt, TicketModel.id, args)
+        await prefetch_connection(info, "Ticket", page.items)
 
         async def count() -> int:
             async with db.read_session() as session:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, Self, cast
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar, cast
 
 import strawberry
 from strawberry import relay
@@ -14,9 +14,12 @@ from strawberry.scalars import JSON
 from api.core.viewer import Permission
 from api.dispatch import models as dispatch_models
 from api.graphql.context import Info
+from api.graphql.prefetch import Relation, loaded, rules
 from api.graphql.registry.types import Building, Resident
 from api.notifications.models import Notification as NotificationModel
 from api.tickets import models
+
+R = TypeVar("R")
 
 if TYPE_CHECKING:
     from api.graphql.tickets.photos import TicketPhoto
@@ -233,31 +236,28 @@ class Ticket(relay.Node):
         return [cls.from_model(r) if r else None for r in rows]
 
     @strawberry.field(description="The category.")
-    async def category(self, info: Info) -> TicketCategory:
-        row = await info.context.loaders.tickets.category.load(self.category_id)
-        assert row is not None
-        return TicketCategory.from_model(row)
+    def category(self, info: Info) -> TicketCategory:
+        return loaded(info.context.loaders.tickets.category, self.category_id, _category)
 
     @strawberry.field(description="The building, when the place is a building.")
-    async def building(self, info: Info) -> Building | None:
+    def building(self, info: Info) -> Building | None:
         if self.building_id is None:
             return None
-        row = await info.context.loaders.building.load(self.building_id)
-        return Building.from_model(row) if row else None
+        return loaded(info.context.loaders.building, self.building_id, _optional(Building.from_model))
 
     @strawberry.field(description="The resident who reported it (null when you may not see them).")
-    async def reporter(self, info: Info) -> Resident | None:
+    def reporter(self, info: Info) -> Resident | None:
         if self.reporter_resident_id is None:
             return None
-        row = await info.context.loaders.resident.load(self.reporter_resident_id)
-        return Resident.from_model(row) if row else None
+        return loaded(info.context.loaders.resident, self.reporter_resident_id, _optional(Resident.from_model))
 
     @strawberry.field(description="Who is doing the work.")
-    async def assignee(self, info: Info) -> Responder | None:
+    def assignee(self, info: Info) -> Responder | None:
         if self.assignee_responder_id is None:
             return None
-        row = await info.context.loaders.tickets.responder.load(self.assignee_responder_id)
-        return Responder.from_model(row) if row else None
+        return loaded(
+            info.context.loaders.tickets.responder, self.assignee_responder_id, _optional(Responder.from_model)
+        )
 
     @strawberry.field(description="The open offer or the accepted assignment, with the ranking reasons (staff).")
     async def assignment(self, info: Info) -> Assignment | None:
@@ -274,15 +274,26 @@ class Ticket(relay.Node):
         return Ticket.from_model(row) if row else None
 
     @strawberry.field(description="The latest events, oldest first; internal notes only for staff and the assignee.")
-    async def events(self, info: Info, last: LastArg = 20) -> list[TicketEvent]:
+    def events(self, info: Info, last: LastArg = 20) -> list[TicketEvent]:
         last = max(1, min(last, 100))
-        viewer = info.context.viewer
-        internal = viewer.can(Permission.MANAGE_TICKETS, self.community_id)
-        if not internal and self.assignee_responder_id is not None:
-            responder = await info.context.loaders.tickets.responder.load(self.assignee_responder_id)
-            internal = responder is not None and responder.account_id == viewer.account_id
-        rows = await info.context.loaders.tickets.events.load((self.db_id, last, internal))
-        return [TicketEvent.from_model(e, self.reporter_account_id) for e in rows]
+        reporter = self.reporter_account_id
+
+        def convert(rows: list[models.TicketEvent]) -> list[TicketEvent]:
+            return [TicketEvent.from_model(e, reporter) for e in rows]
+
+        if info.context.viewer.can(Permission.MANAGE_TICKETS, self.community_id) or self.assignee_responder_id is None:
+            internal = info.context.viewer.can(Permission.MANAGE_TICKETS, self.community_id)
+            return loaded(info.context.loaders.tickets.events, (self.db_id, last, internal), convert)
+        return self._events_for_assignee(info, last, convert)  # type: ignore[return-value]
+
+    async def _events_for_assignee(
+        self, info: Info, last: int, convert: Callable[[list[models.TicketEvent]], list[TicketEvent]]
+    ) -> list[TicketEvent]:
+        """Internal notes too when the viewer is the assignee (which needs the responder row first)."""
+        assert self.assignee_responder_id is not None
+        responder = await info.context.loaders.tickets.responder.load(self.assignee_responder_id)
+        internal = responder is not None and responder.account_id == info.context.viewer.account_id
+        return convert(await info.context.loaders.tickets.events.load((self.db_id, last, internal)))
 
     @strawberry.field(description="Photos of the ticket, oldest first (none when you may only see it as a duplicate).")
     async def photos(self, info: Info) -> list[Annotated[TicketPhoto, strawberry.lazy("api.graphql.tickets.photos")]]:
@@ -290,6 +301,15 @@ class Ticket(relay.Node):
 
         rows = await info.context.loaders.tickets.photos.load(self.db_id)
         return [TicketPhoto.from_model(r) for r in rows]
+
+
+def _category(row: models.TicketCategory | None) -> TicketCategory:
+    assert row is not None
+    return TicketCategory.from_model(row)
+
+
+def _optional(convert: Callable[[Any], R]) -> Callable[[Any], R | None]:
+    return lambda row: convert(row) if row is not None else None
 
 
 @strawberry.type(description="A message in the viewer's in-app inbox.")
@@ -330,3 +350,38 @@ class Notification(relay.Node):
             return None
         row = await info.context.loaders.tickets.ticket.load(self.subject_id)
         return Ticket.from_model(row) if row else None
+
+
+# -- look-ahead loading (api/graphql/prefetch.py) ------------------------------------------------
+
+
+def _ids(objects: Any, attr: str) -> list[int]:
+    return list(dict.fromkeys(v for o in objects if (v := getattr(o, attr)) is not None))
+
+
+async def _load(loader: Any, ids: list[int]) -> list[Any]:
+    return [row for row in await loader.load_many(ids) if row is not None] if ids else []
+
+
+async def _events(context: Any, tickets: Any, selected: Any) -> list[Any]:
+    """The selected number of latest events of each ticket, for the tickets whose staff the viewer is."""
+    last = max(1, min(int((selected.arguments or {}).get("last") or 20), 100))
+    viewer = context.viewer
+    keys = [
+        (getattr(t, "db_id", None) or t.id, last, True)
+        for t in tickets
+        if viewer.can(Permission.MANAGE_TICKETS, t.community_id)
+    ]
+    return list(await context.loaders.tickets.events.load_many(keys)) if keys else []
+
+
+rules(
+    "Ticket",
+    {
+        "category": Relation(lambda c, ts, _f: _load(c.loaders.tickets.category, _ids(ts, "category_id"))),
+        "building": Relation(lambda c, ts, _f: _load(c.loaders.building, _ids(ts, "building_id")), "Building"),
+        "reporter": Relation(lambda c, ts, _f: _load(c.loaders.resident, _ids(ts, "reporter_resident_id")), "Resident"),
+        "assignee": Relation(lambda c, ts, _f: _load(c.loaders.tickets.responder, _ids(ts, "assignee_responder_id"))),
+        "events": Relation(_events),
+    },
+)
