@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, any_, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -67,3 +68,16 @@ def is_unique_violation(exc: Exception) -> bool:
     if sqlstate is not None:
         return bool(sqlstate == "23505")
     return "UNIQUE constraint failed" in str(orig)
+
+
+def any_of(column: Any, ids: Iterable[int], *, sqlite: bool) -> Any:
+    """`column IN ids`, written for PostgreSQL as `column = ANY($1::BIGINT[])`.
+
+    An IN list has one placeholder per value, so every list length is a different statement:
+    PostgreSQL parses and plans it afresh, and the driver prepares it again. One array parameter
+    keeps the statement text stable, so it is prepared once per connection and its plan reused.
+    """
+    values = list(ids)
+    if sqlite:
+        return column.in_(values)
+    return column == any_(literal(values, postgresql.ARRAY(BigInteger())))

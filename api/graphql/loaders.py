@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, or_, select
 from strawberry.dataloader import DataLoader
 
 from api.core.database import Database
-from api.core.db import Base
+from api.core.db import Base, any_of
 from api.core.pagination import Page, PageArgs, count_by_parent, fetch_pages_by_parent
 from api.core.viewer import Permission, Viewer
 from api.graphql.tickets.loaders import TicketLoaders
@@ -90,7 +90,8 @@ class Loaders:
         async def load(ids: list[int]) -> list[M | None]:
             async with self.db.read_session() as session:
                 id_col = model.id  # type: ignore[attr-defined]
-                rows = (await session.scalars(select(model).where(id_col.in_(ids), where()))).all()
+                cond = any_of(id_col, ids, sqlite=self.db.is_sqlite)
+                rows = (await session.scalars(select(model).where(cond, where()))).all()
             by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
             return [by_id.get(i) for i in ids]
 

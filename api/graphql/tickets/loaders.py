@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from strawberry.dataloader import DataLoader
 
 from api.core.database import Database
+from api.core.db import any_of
 from api.core.viewer import Viewer
 from api.dispatch.models import ACTIVE_STATES, Assignment, Responder
 from api.tickets import service as tickets_service
@@ -29,9 +30,14 @@ class TicketLoaders:
         self.active_assignment: DataLoader[int, Assignment | None] = DataLoader(self._active_assignments)
         self.photos: DataLoader[int, list[TicketPhoto]] = DataLoader(self._photos)
 
+    def _any(self, column: Any, ids: list[int]) -> Any:
+        return any_of(column, ids, sqlite=self.db.is_sqlite)
+
     async def _tickets(self, ids: list[int]) -> list[Ticket | None]:
         async with self.db.read_session() as session:
-            rows = (await session.scalars(tickets_service.visible_tickets(self.viewer).where(Ticket.id.in_(ids)))).all()
+            rows = (
+                await session.scalars(tickets_service.visible_tickets(self.viewer).where(self._any(Ticket.id, ids)))
+            ).all()
         by_id = {t.id: t for t in rows}
         return [by_id.get(i) for i in ids]
 
@@ -40,7 +46,7 @@ class TicketLoaders:
             rows = (
                 await session.scalars(
                     select(TicketCategory).where(
-                        TicketCategory.id.in_(ids), TicketCategory.community_id.in_(self.viewer.community_ids)
+                        self._any(TicketCategory.id, ids), TicketCategory.community_id.in_(self.viewer.community_ids)
                     )
                 )
             ).all()
@@ -52,7 +58,7 @@ class TicketLoaders:
             rows = (
                 await session.scalars(
                     select(Responder).where(
-                        Responder.id.in_(ids), Responder.community_id.in_(self.viewer.community_ids)
+                        self._any(Responder.id, ids), Responder.community_id.in_(self.viewer.community_ids)
                     )
                 )
             ).all()
@@ -67,7 +73,7 @@ class TicketLoaders:
         found: dict[tuple[int, int, bool], list[TicketEvent]] = {}
         async with self.db.read_session() as session:
             for (last, internal), ticket_ids in groups.items():
-                conds: list[Any] = [TicketEvent.ticket_id.in_(ticket_ids)]
+                conds: list[Any] = [self._any(TicketEvent.ticket_id, ticket_ids)]
                 if not internal:
                     conds.append(TicketEvent.public.is_(True))
                 rn = (
@@ -97,7 +103,7 @@ class TicketLoaders:
                 await session.scalars(
                     select(Assignment).where(
                         Assignment.kind == tickets_service.KIND,
-                        Assignment.subject_id.in_(ticket_ids),
+                        self._any(Assignment.subject_id, ticket_ids),
                         Assignment.state.in_(ACTIVE_STATES),
                     )
                 )
