@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.core.db import Base, BigId, JsonDoc, UtcDateTime, pk, stamped_now
@@ -102,6 +102,8 @@ class DispatchRequest(Base):
     mode: Mapped[str] = mapped_column(String(10), default=DispatchMode.OFFER.value)
     state: Mapped[str] = mapped_column(String(20), default=RequestState.OPEN.value, index=True)
     preferred_responder_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("responder.id", ondelete="SET NULL"))
+    # The preferred responder is offered first (elder care's paired volunteer), not only a tie-breaker.
+    preferred_first: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     offer_ttl_seconds: Mapped[int] = mapped_column(Integer, default=900)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = stamped_now()

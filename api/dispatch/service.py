@@ -78,6 +78,7 @@ async def open_request(uow: UnitOfWork, need: DispatchNeed) -> DispatchRequest:
     request.mode = need.mode.value
     request.state = RequestState.OPEN.value
     request.preferred_responder_id = need.preferred_responder_id
+    request.preferred_first = need.preferred_first
     request.offer_ttl_seconds = need.offer_ttl_seconds
     request.updated_at = utc_now()
     await uow.session.flush()
@@ -179,6 +180,7 @@ async def rank_for(session: AsyncSession, request: DispatchRequest, now: datetim
         building_id=request.building_id,
         compound_id=request.compound_id,
         preferred_responder_id=request.preferred_responder_id,
+        preferred_first=request.preferred_first,
         excluded=frozenset(tried),
     )
     ranked, _rejected = rank(need, await candidates_for(session, request, now))
