@@ -26,6 +26,8 @@ from api.core.jobs import JobSender
 from api.core.pubsub import build_pubsub
 from api.core.ratelimit import Limit, build_rate_limiter
 from api.graphql.context import Services
+from api.graphql.hall.media import hall_attachment_endpoint
+from api.graphql.listings.media import listing_photo_endpoint
 from api.graphql.view import LinliGraphQL
 from api.idempotency import IdempotencyKeys
 from api.media import BodyLimit, photo_endpoint, upload_body_limit, venue_photo_endpoint
@@ -148,6 +150,8 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             Route("/media/photos/{photo_id}", photo_endpoint(services), methods=["GET"]),
             Route("/media/venue-photos/{photo_id}", venue_photo_endpoint(services), methods=["GET"]),
+            Route("/media/listing-photos/{photo_id}", listing_photo_endpoint(services), methods=["GET"]),
+            Route("/media/hall-attachments/{attachment_id}", hall_attachment_endpoint(services), methods=["GET"]),
             Mount("/open311/v2", routes=open311_routes(services)),
             Mount("/calendar", routes=calendar_routes(services)),
         ],

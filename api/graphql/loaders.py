@@ -159,3 +159,12 @@ class Loaders:
     async def _load_reveal(self, keys: list[RevealRequest]) -> list[str | None]:
         async with self.db.unit_of_work() as uow:
             return await reveal(uow, viewer=self.viewer, cipher=self.cipher, requests=keys, request_id=self.request_id)
+
+
+def request_loader(info: Any, key: str, load: Any) -> DataLoader[Any, Any]:
+    """The request's dataloader named `key`, made from `load` on first use (one per request and key)."""
+    loaders = info.context.extra
+    if key not in loaders:
+        loaders[key] = DataLoader(load)
+    loader: DataLoader[Any, Any] = loaders[key]
+    return loader

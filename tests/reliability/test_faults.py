@@ -36,7 +36,7 @@ from tests.e2e.test_tickets_worker import (  # the real-worker harness
 from tests.reliability.conftest import PrivateRedis, record, size
 from tests.tickets.conftest import make_desk
 
-pytestmark = [pytest.mark.reliability, pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.reliability, pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 __all__ = ["jobs", "settings", "start_worker"]  # fixtures used by the tests below
 
@@ -72,7 +72,9 @@ async def test_a_worker_killed_every_2_seconds_loses_and_duplicates_nothing(
 
     kills = 0
     while (await offers_made(services.db))[0] < n:
-        assert time.monotonic() - started < 300, f"stalled at {(await offers_made(services.db))[0]}/{n} offers"
+        # Each kill makes the supervisor restart Dramatiq with a growing backoff (1 s doubling to
+        # 30 s: a crash loop must not spin), so under a kill every 2 s the run is slow, not lossy.
+        assert time.monotonic() - started < size(300, 1500), f"stalled at {(await offers_made(services.db))[0]}/{n}"
         await asyncio.sleep(2)
         victims = worker.dramatiq_workers()
         if victims and (await offers_made(services.db))[0] < n:

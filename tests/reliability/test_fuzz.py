@@ -26,7 +26,7 @@ from tests.reliability.conftest import ROOT, Server, record, size
 
 pytestmark = pytest.mark.reliability
 
-EXAMPLES_PER_OPERATION = size(2, 15)
+EXAMPLES_PER_OPERATION = size(2, 25)
 
 schemathesis.graphql.scalar("DateTime", st.datetimes(timezones=st.just(UTC)).map(lambda d: nodes.String(d.isoformat())))
 schemathesis.graphql.scalar("Date", st.dates().map(lambda d: nodes.String(d.isoformat())))

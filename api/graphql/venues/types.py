@@ -12,6 +12,7 @@ from strawberry import relay
 from strawberry.dataloader import DataLoader
 
 from api.graphql.context import Info
+from api.graphql.loaders import request_loader as _loader
 from api.registry.models import Resident as ResidentModel
 from api.venues import models
 from api.venues import service as venues_service
@@ -37,14 +38,6 @@ def _int(raw: str) -> int:
         return int(raw)
     except ValueError:
         return -1
-
-
-def _loader(info: Info, key: str, load: Any) -> DataLoader[Any, Any]:
-    loaders = info.context.extra
-    if key not in loaders:
-        loaders[key] = DataLoader(load)
-    loader: DataLoader[Any, Any] = loaders[key]
-    return loader
 
 
 def venues_loader(info: Info) -> DataLoader[int, models.Venue | None]:
