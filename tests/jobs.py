@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dramatiq.brokers.stub import StubBroker
 
 from api.core.jobs import OutboundJob, RecordingJobSender
+from api.observability import redact
 from api.settings import Settings
 from worker import runtime
 from worker.actors import (
@@ -54,6 +56,15 @@ HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
 }
 
 
+def assert_no_personal_data(kwargs: dict[str, Any], actor_name: str) -> None:
+    """Job arguments are ids and keys: no ID number or mobile number may travel through the broker.
+
+    Every test that runs jobs through the JobRunner checks this for every job it runs.
+    """
+    text = json.dumps(kwargs, ensure_ascii=False, default=str)
+    assert redact(text) == text, f"{actor_name} carries personal data in its arguments: {text}"
+
+
 class JobRunner:
     """Configures the worker runtime on the test database and runs jobs from a recorder."""
 
@@ -72,6 +83,7 @@ class JobRunner:
                 return ran
             outbound = pending[0]
             self.done.append(outbound)
+            assert_no_personal_data(outbound.job.kwargs, outbound.job.actor_name)
             await HANDLERS[outbound.job.actor_name](**outbound.job.kwargs)
             ran.append(outbound.job.actor_name)
         raise AssertionError("jobs kept producing jobs")

@@ -17,7 +17,7 @@ from api.core.jobs import Job, JobSender, OutboundJob, OutboxMessage
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-PG_CONNECT_TIMEOUT_SECONDS = 5
+PG_CONNECT_TIMEOUT_SECONDS = 15
 PG_POOL_TIMEOUT_SECONDS = 30
 
 
