@@ -20,14 +20,21 @@ from api.core.db import Base
 from api.core.viewer import Role
 from api.graphql.schema import schema as graphql_schema
 from api.registry.models import Community
+from tests.canteen.conftest import make_kitchen
+from tests.eldercare.conftest import make_care
 from tests.factories import make_community, make_estate, make_login
+from tests.hall.conftest import make_desk as make_hall_desk
 from tests.jobs import JobRunner
+from tests.listings.conftest import make_board as make_listings_board
+from tests.notices.conftest import make_board as make_notices_board
 from tests.reliability.conftest import record
 from tests.tickets.conftest import make_desk, new_ticket
 from tests.venues.conftest import make_activity, make_hall
 
 pytestmark = pytest.mark.reliability
 
+# GraphQL types whose table is named otherwise.
+ALIASES = {"Elder": "ElderProfile", "MealReservation": "CanteenReservation"}
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
 NODE = "query($id: ID!) { node(id: $id) { __typename id } }"
 
@@ -41,7 +48,8 @@ def node_tables() -> tuple[dict[str, Any], list[str]]:
     for t in graphql_schema._schema.type_map.values():
         if not (isinstance(t, GraphQLObjectType) and any(i.name == "Node" for i in t.interfaces)):
             continue
-        model = models.get(t.name) or next(iter(m for k, m in models.items() if k.endswith(t.name)), None)
+        name = ALIASES.get(t.name, t.name)
+        model = models.get(name) or next(iter(m for k, m in models.items() if k.endswith(name)), None)
         if model is Community or (model is not None and "community_id" in model.__table__.c):
             mapped[t.name] = model
         else:
@@ -65,6 +73,13 @@ async def test_no_role_of_another_community_reads_any_object(services, settings,
     hall = await make_hall(services)
     await make_activity(services, hall)
     await make_estate(services, households=2, members=2)
+    # and the other domains' own fixtures: elders and volunteers, the service hall, listings, a
+    # canteen with meals, notices
+    await make_care(services)
+    await make_hall_desk(services)
+    await make_listings_board(services)
+    await make_kitchen(services)
+    await make_notices_board(services)
     # and: an outsider community in another district, with one login per role
     outsider = await make_community(services.db, district="长安区")
     logins = [
