@@ -21,7 +21,6 @@ per-request, per-viewer dataloaders the fields use.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -93,14 +92,13 @@ async def prefetch(context: Any, selections: Sequence[SelectedField], type_name:
     wanted = [(f, type_rules[f.name]) for f in selections if f.name in type_rules]
     if not wanted:
         return
-    children = await asyncio.gather(*(rule.load(context, objects, f) for f, rule in wanted))
-    await asyncio.gather(
-        *(
-            prefetch(context, list(_flatten(f.selections)), rule.child_type, found)
-            for (f, rule), found in zip(wanted, children, strict=True)
-            if rule.child_type is not None and found
-        )
-    )
+    # One relation after the other: each load holds one pooled connection for one statement, so a
+    # request never needs more than one connection at a time (under load, parallel loads per
+    # request would drain the pool and make it open and close connections).
+    for f, rule in wanted:
+        found = await rule.load(context, objects, f)
+        if rule.child_type is not None and found:
+            await prefetch(context, list(_flatten(f.selections)), rule.child_type, found)
 
 
 async def prefetch_connection(info: Any, type_name: str, rows: Sequence[Any]) -> None:
