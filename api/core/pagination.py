@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from api.core.db import Base
+from api.core.db import Base, read_plain
 
 T = TypeVar("T", bound=Base)
 
@@ -33,11 +33,18 @@ class Page(Generic[T]):
     has_previous: bool
 
 
-async def fetch_page(session: AsyncSession, stmt: Select[T], id_col: Any, args: PageArgs) -> Page[T]:
-    """Run `stmt` (selecting one entity) as a keyset page ordered by `id_col`."""
+async def fetch_page(
+    session: AsyncSession, stmt: Select[T], id_col: Any, args: PageArgs, *, plain: bool = False
+) -> Page[T]:
+    """Run `stmt` (selecting one entity) as a keyset page ordered by `id_col`.
+
+    `plain=True` returns rows with the entity's columns instead of ORM objects (api.core.db.read_plain),
+    for pages that are only displayed.
+    """
     if args.after is not None:
         stmt = stmt.where(id_col > args.after)
-    rows = list((await session.scalars(stmt.order_by(id_col).limit(args.first + 1))).all())
+    stmt = stmt.order_by(id_col).limit(args.first + 1)
+    rows = await read_plain(session, stmt) if plain else list((await session.scalars(stmt)).all())
     return Page(rows[: args.first], len(rows) > args.first, args.after is not None)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, or_, select
 from strawberry.dataloader import DataLoader
 
 from api.core.database import Database
-from api.core.db import Base, any_of
+from api.core.db import Base, any_of, read_plain
 from api.core.pagination import Page, PageArgs, count_by_parent, fetch_pages_by_parent
 from api.core.viewer import Permission, Viewer
 from api.graphql.tickets.loaders import TicketLoaders
@@ -91,7 +91,7 @@ class Loaders:
             async with self.db.read_session() as session:
                 id_col = model.id  # type: ignore[attr-defined]
                 cond = any_of(id_col, ids, sqlite=self.db.is_sqlite)
-                rows = (await session.scalars(select(model).where(cond, where()))).all()
+                rows = await read_plain(session, select(model).where(cond, where()))
             by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
             return [by_id.get(i) for i in ids]
 

@@ -27,6 +27,7 @@ from api.graphql.context import Info
 from api.graphql.cost import CostBudget, max_directives_rule
 from api.graphql.eldercare import schema as eldercare_schema
 from api.graphql.errors import ALL_ERROR_TYPES, bad_input
+from api.graphql.execution import Executor
 from api.graphql.facts import OperationFacts
 from api.graphql.hall import schema as hall_schema
 from api.graphql.library import schema as library_schema
@@ -185,6 +186,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             WorkshopBooking,
         ],
         extensions=extensions,
+        execution_context_class=Executor,
     )
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from strawberry.dataloader import DataLoader
 
 from api.core.database import Database
-from api.core.db import any_of
+from api.core.db import any_of, read_plain
 from api.core.viewer import Viewer
 from api.dispatch.models import ACTIVE_STATES, Assignment, Responder
 from api.tickets import service as tickets_service
@@ -35,33 +35,31 @@ class TicketLoaders:
 
     async def _tickets(self, ids: list[int]) -> list[Ticket | None]:
         async with self.db.read_session() as session:
-            rows = (
-                await session.scalars(tickets_service.visible_tickets(self.viewer).where(self._any(Ticket.id, ids)))
-            ).all()
+            rows = await read_plain(
+                session, tickets_service.visible_tickets(self.viewer).where(self._any(Ticket.id, ids))
+            )
         by_id = {t.id: t for t in rows}
         return [by_id.get(i) for i in ids]
 
     async def _categories(self, ids: list[int]) -> list[TicketCategory | None]:
         async with self.db.read_session() as session:
-            rows = (
-                await session.scalars(
-                    select(TicketCategory).where(
-                        self._any(TicketCategory.id, ids), TicketCategory.community_id.in_(self.viewer.community_ids)
-                    )
-                )
-            ).all()
+            rows = await read_plain(
+                session,
+                select(TicketCategory).where(
+                    self._any(TicketCategory.id, ids), TicketCategory.community_id.in_(self.viewer.community_ids)
+                ),
+            )
         by_id = {c.id: c for c in rows}
         return [by_id.get(i) for i in ids]
 
     async def _responders(self, ids: list[int]) -> list[Responder | None]:
         async with self.db.read_session() as session:
-            rows = (
-                await session.scalars(
-                    select(Responder).where(
-                        self._any(Responder.id, ids), Responder.community_id.in_(self.viewer.community_ids)
-                    )
-                )
-            ).all()
+            rows = await read_plain(
+                session,
+                select(Responder).where(
+                    self._any(Responder.id, ids), Responder.community_id.in_(self.viewer.community_ids)
+                ),
+            )
         by_id = {r.id: r for r in rows}
         return [by_id.get(i) for i in ids]
 
@@ -82,14 +80,13 @@ class TicketLoaders:
                     .label("rn")
                 )
                 sub = select(TicketEvent.id, rn).where(*conds).subquery()
-                rows = (
-                    await session.scalars(
-                        select(TicketEvent)
-                        .join(sub, sub.c.id == TicketEvent.id)
-                        .where(sub.c.rn <= last)
-                        .order_by(TicketEvent.ticket_id, TicketEvent.id)
-                    )
-                ).all()
+                rows = await read_plain(
+                    session,
+                    select(TicketEvent)
+                    .join(sub, sub.c.id == TicketEvent.id)
+                    .where(sub.c.rn <= last)
+                    .order_by(TicketEvent.ticket_id, TicketEvent.id),
+                )
                 per: dict[int, list[TicketEvent]] = {tid: [] for tid in ticket_ids}
                 for event in rows:
                     per[event.ticket_id].append(event)

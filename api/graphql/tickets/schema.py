@@ -332,7 +332,7 @@ class TicketsQuery:
         args = page_args(first, after)
         db = info.context.db
         async with db.read_session() as session:
-            page = await fetch_page(session, viewer_stmt, TicketModel.id, args)
+            page = await fetch_page(session, viewer_stmt, TicketModel.id, args, plain=True)
         await prefetch_connection(info, "Ticket", page.items)
 
         async def count() -> int:

@@ -1,0 +1,121 @@
+"""The executor's short path for plain scalar fields answers exactly as graphql-core's own path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.permission import BasePermission
+
+from api.graphql.execution import Executor
+
+AT = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
+
+
+@strawberry.enum
+class Colour(Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class OnlyAdmins(BasePermission):
+    message = "Admins only."
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        return bool(info.context.get("admin"))
+
+
+@strawberry.type
+class Leaf:
+    name: str
+    colour: Colour
+    at: dt.datetime
+    note: str | None
+    size: int
+    secret: str | None = strawberry.field(permission_classes=[OnlyAdmins])
+
+    @strawberry.field
+    def shout(self, times: int = 1) -> str:
+        return self.name.upper() * times
+
+
+def _leaves() -> list[Leaf | None]:
+    return [
+        Leaf(name="a", colour=Colour.RED, at=AT, note=None, size=1, secret="s1"),
+        Leaf(name="b", colour=Colour.BLUE, at=AT.replace(microsecond=120000), note="n", size=2, secret="s2"),
+        # broken data: a null in a non-null field and a value its scalar cannot serialise
+        Leaf(name=None, colour=Colour.RED, at=AT, note="x", size=3, secret=None),  # type: ignore[arg-type]
+        Leaf(name="d", colour=Colour.RED, at=AT, note="x", size="many", secret=None),  # type: ignore[arg-type]
+    ]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def leaves(self) -> list[Leaf | None]:
+        return _leaves()
+
+    @strawberry.field
+    async def later(self) -> Leaf | None:
+        return _leaves()[0]
+
+
+QUERY = """
+query {
+  leaves { __typename name colour at note size alias: name shout(times: 2) ...F secret }
+  later { name ... on Leaf { colour at } }
+}
+fragment F on Leaf { note colour }
+"""
+
+
+class Resolving(SchemaExtension):
+    """An extension with a resolve hook: the executor leaves every field to graphql-core then."""
+
+    calls = 0
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        Resolving.calls += 1
+        return _next(root, info, *args, **kwargs)
+
+
+async def _run(executor: Any, *, admin: bool, extensions: list[Any] | None = None) -> dict[str, Any]:
+    schema = strawberry.Schema(query=Query, execution_context_class=executor, extensions=extensions or [])
+    result = await schema.execute(QUERY, context_value={"admin": admin})
+    return {"data": result.data, "errors": sorted((e.message, tuple(e.path or ())) for e in result.errors or [])}
+
+
+@pytest.mark.parametrize("admin", [True, False])
+async def test_the_short_path_gives_the_same_data_errors_and_key_order(admin: bool) -> None:
+    # given the same schema run by graphql-core's executor and by ours
+    expected = await _run(None, admin=admin)
+    # when
+    ours = await _run(Executor, admin=admin)
+    # then
+    assert ours == expected
+    first = ours["data"]["leaves"][0]
+    assert list(first) == list(expected["data"]["leaves"][0])  # keys in the order selected
+    assert first["colour"] == "RED"
+    assert first["at"] == "2026-11-30T09:00:00+00:00"
+    assert first["note"] is None
+    assert first["secret"] == ("s1" if admin else None)  # the permission class still runs
+    assert ours["data"]["leaves"][2] is None  # the broken items: null, with located errors
+    assert ours["data"]["leaves"][3] is None
+    paths = [path for _message, path in ours["errors"]]
+    assert ("leaves", 2, "name") in paths
+    assert ("leaves", 3, "size") in paths
+    assert (("Admins only.", ("leaves", 0, "secret")) in ours["errors"]) is not admin
+
+
+async def test_with_resolver_middleware_every_field_takes_the_usual_path() -> None:
+    # given an extension that wraps every resolver
+    Resolving.calls = 0
+    # when
+    ours = await _run(Executor, admin=True, extensions=[Resolving])
+    # then it saw the plain fields too, and the answer is graphql-core's
+    assert Resolving.calls > 20
+    assert ours == await _run(None, admin=True)
