@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -305,6 +305,10 @@ class RequestContext:
             self.metrics.rate_limited.labels(exc.scope).inc()
             if not status["sent"]:
                 await too_many_requests(exc)(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away before its body arrived: nothing to answer and nothing wrong
+            # here. Counted as 499 (nginx's "client closed request"), not as a server error.
+            status["code"] = 499
         except Exception as exc:
             if dependency_down(exc):
                 log.warning("dependency down serving %s %s: %s", scope.get("method"), route, type(exc).__name__)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import column, select, table, update
+from sqlalchemy import column, select, table, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import Account, AccountSession, RoleGrant
@@ -136,20 +136,18 @@ async def log_out(uow: UnitOfWork, *, session_id: int) -> bool:
 
 
 async def roles_of(session: AsyncSession, account_id: int) -> dict[int, frozenset[Role]]:
-    """Roles per community id, district grants expanded to the district's communities."""
-    direct = await session.execute(
-        select(RoleGrant.community_id, RoleGrant.role).where(
-            RoleGrant.account_id == account_id, RoleGrant.community_id.is_not(None)
-        )
+    """Roles per community id, district grants expanded to the district's communities (one statement)."""
+    direct = select(RoleGrant.community_id, RoleGrant.role).where(
+        RoleGrant.account_id == account_id, RoleGrant.community_id.is_not(None)
     )
-    pairs = [(int(cid), Role(role)) for cid, role in direct.all() if cid is not None]
-    district = await session.execute(
+    district = (
         select(_community.c.id, RoleGrant.role)
         .select_from(RoleGrant)
         .join(_community, _community.c.district == RoleGrant.district)
         .where(RoleGrant.account_id == account_id, RoleGrant.district.is_not(None))
     )
-    pairs += [(int(cid), Role(role)) for cid, role in district.all() if cid is not None]
+    rows = await session.execute(union_all(direct, district))
+    pairs = [(int(cid), Role(role)) for cid, role in rows.all() if cid is not None]
     return merge_roles(pairs)
 
 

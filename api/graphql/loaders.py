@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select
@@ -51,17 +52,52 @@ class Loaders:
         self.request_id = request_id
         self.visible = viewer.community_ids
         self.registry_scope = viewer.communities_where(Permission.VIEW_REGISTRY)
-        self.community: DataLoader[int, Community | None] = DataLoader(self._rows(Community, self._community_where))
-        self.compound: DataLoader[int, Compound | None] = DataLoader(self._rows(Compound, self._tenant_where(Compound)))
-        self.building: DataLoader[int, Building | None] = DataLoader(self._rows(Building, self._tenant_where(Building)))
-        self.household: DataLoader[int, Household | None] = DataLoader(self._rows(Household, self._household_where))
-        self.resident: DataLoader[int, Resident | None] = DataLoader(self._rows(Resident, self._resident_where))
-        self.resident_tags: DataLoader[int, list[ResidentTag]] = DataLoader(self._load_tags)
-        self.consents: DataLoader[int, list[ConsentRecord]] = DataLoader(self._load_consents)
-        self.children: DataLoader[ChildKey, Page[Any]] = DataLoader(self._load_children)
-        self.child_count: DataLoader[ChildKey, int] = DataLoader(self._load_child_counts)
-        self.reveal: DataLoader[RevealRequest, str | None] = DataLoader(self._load_reveal)
-        self.tickets = TicketLoaders(db, viewer)
+
+    # Each loader is made on first use: a request uses a few of them.
+
+    @cached_property
+    def community(self) -> DataLoader[int, Community | None]:
+        return DataLoader(self._rows(Community, self._community_where))
+
+    @cached_property
+    def compound(self) -> DataLoader[int, Compound | None]:
+        return DataLoader(self._rows(Compound, self._tenant_where(Compound)))
+
+    @cached_property
+    def building(self) -> DataLoader[int, Building | None]:
+        return DataLoader(self._rows(Building, self._tenant_where(Building)))
+
+    @cached_property
+    def household(self) -> DataLoader[int, Household | None]:
+        return DataLoader(self._rows(Household, self._household_where))
+
+    @cached_property
+    def resident(self) -> DataLoader[int, Resident | None]:
+        return DataLoader(self._rows(Resident, self._resident_where))
+
+    @cached_property
+    def resident_tags(self) -> DataLoader[int, list[ResidentTag]]:
+        return DataLoader(self._load_tags)
+
+    @cached_property
+    def consents(self) -> DataLoader[int, list[ConsentRecord]]:
+        return DataLoader(self._load_consents)
+
+    @cached_property
+    def children(self) -> DataLoader[ChildKey, Page[Any]]:
+        return DataLoader(self._load_children)
+
+    @cached_property
+    def child_count(self) -> DataLoader[ChildKey, int]:
+        return DataLoader(self._load_child_counts)
+
+    @cached_property
+    def reveal(self) -> DataLoader[RevealRequest, str | None]:
+        return DataLoader(self._load_reveal)
+
+    @cached_property
+    def tickets(self) -> TicketLoaders:
+        return TicketLoaders(self.db, self.viewer)
 
     # -- scoping: what exists for this viewer -------------------------------------------------
 

@@ -93,9 +93,9 @@ async def test_a_page_of_residents_takes_the_same_few_statements_for_10_and_50(s
         assert len(edges) == size
         assert all(e["node"]["household"]["building"]["compound"]["name"].startswith("小区") for e in edges)
         assert sum(len(e["node"]["tags"]) for e in edges) == sum(i % 3 for i in range(size))
-    # the session lookup, the viewer's roles (direct and by district), the page, the count,
+    # the session lookup, the viewer's roles (direct and by district in one), the page, the count,
     # and one batch each for tags, households, buildings and compounds
-    assert counts == {10: 9, 50: 9}
+    assert counts == {10: 8, 50: 8}
 
 
 async def test_the_nested_page_takes_one_statement_per_level_for_1_or_3_compounds(services, gql) -> None:
@@ -125,6 +125,6 @@ async def test_the_nested_page_takes_one_statement_per_level_for_1_or_3_compound
     assert len(members["small"]) == 8
     assert len(members["large"]) == 24
     assert members["large"][:3] == ["居民0-0-0-0", "居民0-0-0-1", "居民0-0-1-0"]
-    # the session lookup, the viewer's roles (direct and by district), then one statement for
-    # each of communities, compounds, buildings, households and members
-    assert counts == {"small": 8, "large": 8}
+    # the session lookup, the viewer's roles (direct and by district in one), then one statement
+    # for each of communities, compounds, buildings, households and members
+    assert counts == {"small": 7, "large": 7}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 
 import httpx
 
@@ -97,3 +99,34 @@ async def test_a_database_that_is_down_answers_503_with_retry_after(services) ->
         assert answer.headers["retry-after"] == "5"
         assert answer.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     assert ready.status_code == 503
+
+
+async def test_a_client_that_leaves_before_its_body_arrives_is_a_499_not_a_server_error(
+    pg_url, services, caplog
+) -> None:
+    # given the app, and a client that disconnects before sending the POST body
+    app = create_app(make_settings(pg_url), services=services)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/graphql", "raw_path": b"/graphql", "query_string": b"", "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"40")],
+        "client": ("127.0.0.1", 5000), "server": ("linli.test", 80),
+    }  # fmt: skip
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    # when
+    with caplog.at_level(logging.INFO):
+        await app(scope, receive, send)
+    # then nothing is answered, nothing is logged as an error, and the request counts as 499
+    assert sent == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("POST /graphql 499" in r.getMessage() for r in caplog.records)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://linli.test") as client:
+        body = (await client.get("/metrics")).text
+    assert 'route="/graphql",status="499"' in body

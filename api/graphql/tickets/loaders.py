@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,13 +23,31 @@ class TicketLoaders:
     def __init__(self, db: Database, viewer: Viewer) -> None:
         self.db = db
         self.viewer = viewer
-        self.ticket: DataLoader[int, Ticket | None] = DataLoader(self._tickets)
-        self.category: DataLoader[int, TicketCategory | None] = DataLoader(self._categories)
-        self.responder: DataLoader[int, Responder | None] = DataLoader(self._responders)
-        # key: (ticket id, last n, include internal)
-        self.events: DataLoader[tuple[int, int, bool], list[TicketEvent]] = DataLoader(self._events)
-        self.active_assignment: DataLoader[int, Assignment | None] = DataLoader(self._active_assignments)
-        self.photos: DataLoader[int, list[TicketPhoto]] = DataLoader(self._photos)
+
+    @cached_property
+    def ticket(self) -> DataLoader[int, Ticket | None]:
+        return DataLoader(self._tickets)
+
+    @cached_property
+    def category(self) -> DataLoader[int, TicketCategory | None]:
+        return DataLoader(self._categories)
+
+    @cached_property
+    def responder(self) -> DataLoader[int, Responder | None]:
+        return DataLoader(self._responders)
+
+    @cached_property
+    def events(self) -> DataLoader[tuple[int, int, bool], list[TicketEvent]]:
+        """Keyed by (ticket id, last n, include internal notes)."""
+        return DataLoader(self._events)
+
+    @cached_property
+    def active_assignment(self) -> DataLoader[int, Assignment | None]:
+        return DataLoader(self._active_assignments)
+
+    @cached_property
+    def photos(self) -> DataLoader[int, list[TicketPhoto]]:
+        return DataLoader(self._photos)
 
     def _any(self, column: Any, ids: list[int]) -> Any:
         return any_of(column, ids, sqlite=self.db.is_sqlite)
