@@ -1,113 +1,241 @@
-"""The executor: graphql-core's, with a short path for plain scalar fields.
+"""The executor: graphql-core's, with a short path over data that is already loaded.
 
-A nested page is mostly plain scalar fields (a ticket's `status`, an event's `kind`…): strawberry
-fields with no resolver, no permission classes and no arguments, whose value is an attribute of the
-object. graphql-core still runs its whole field machinery for each of them: a `Path`, a resolve
-info of 14 values, the resolver call, `is_awaitable` and `complete_value`'s dispatch on the type.
-On a 50-ticket page that is about a thousand times per request.
+A nested page (50 tickets, each with its category, reporter, household, building, assignee and
+events) is about a thousand fields, and graphql-core runs its whole field machinery for each: a
+`Path`, a resolve info of 14 values, the resolver through strawberry's wrapper, `is_awaitable`,
+`complete_value`'s dispatch on the type and a gather of awaitables. Once a list resolver has
+prefetched the page's relations (api/graphql/prefetch.py), every one of those fields could be
+answered synchronously, and that machinery is most of what the request costs.
 
-For those fields only (strawberry's own `is_basic_field`: no resolver and no field extensions, so
-no permission classes and no masking hook; a leaf type; no field middleware in the schema), this
-executor reads the attribute and coerces it with the type's `coerce_output_value`, as
-`complete_leaf_value` does. A missing non-null value or a failed coercion goes through the usual
-path, so errors are located and reported exactly as before. Every other field, and every field
-when an extension installs resolver middleware, takes graphql-core's path unchanged.
+So this executor plans the completion of a field's value: once per request and field selection it
+builds a completer from graphql-core's own collected fields. Plain fields (strawberry's
+`is_basic_field`: no resolver, no field extensions) read the attribute; resolver fields call the
+field's resolver, strawberry's wrapper with its permission classes and argument conversion, with
+one resolve info per selected field instead of one per object; leaves are coerced with their type's
+`coerce_output_value`; lists and objects recurse. A selection is planned only when every field in it
+can be (no `@defer`, no interface or union below, no async resolver). While completing, anything
+graphql-core would treat specially (a resolver returning an awaitable, an exception, a null in a
+non-null field, a failed coercion, `is_type_of` saying no) abandons the plan, and graphql-core
+completes the same value its own way, so errors and partial results are exactly graphql-core's.
+Below an unplannable field (a connection's `totalCount`, say), the values of its plannable
+siblings and children are still planned one by one.
+
+Resolvers get the same `info` for every object of a list in planned completion, whose `path` ends at
+the field without the list index; nothing in Linli reads `info.path`. With resolver middleware
+(a schema extension with a `resolve` hook) every field takes graphql-core's path.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeAlias, cast
+from collections.abc import Callable
+from inspect import isawaitable
+from typing import Any, TypeAlias
 
-from graphql import GraphQLField, GraphQLNonNull, GraphQLObjectType, is_leaf_type
+from graphql import (
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    is_leaf_type,
+)
+from graphql.execution.executor import to_nodes
+from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
-# (parent type name, field name) → (attribute name, leaf type, non-null), or None for the usual path.
-LeafPlan: TypeAlias = tuple[str, Any, bool] | None
+# A completed value from a resolved one; raises _Abandon where graphql-core must complete it instead.
+Completer: TypeAlias = Callable[[Any], Any]
 
 
-def leaf_plan(field_def: GraphQLField) -> LeafPlan:
-    """How to read a plain scalar field directly, or None when it needs graphql-core's path."""
+class _Abandon(Exception):
+    """The planned completion cannot give graphql-core's answer for this value."""
+
+
+def _strawberry_field(field_def: GraphQLField) -> StrawberryField | None:
     definition = field_def.extensions.get("strawberry-definition") if field_def.extensions else None
-    if not isinstance(definition, StrawberryField) or not definition.is_basic_field or field_def.args:
-        return None
-    field_type = field_def.type
-    non_null = isinstance(field_type, GraphQLNonNull)
-    leaf = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
-    if not is_leaf_type(leaf):
-        return None
-    return definition.python_name, leaf, non_null
+    return definition if isinstance(definition, StrawberryField) else None
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor with the short path for plain scalar fields (see the module)."""
+    """graphql-core's executor with planned completion and the plain-field shortcut (see the module)."""
 
-    _plans: ClassVar[dict[tuple[str, str], LeafPlan]] = {}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per request: (type, id of the field selection) → completer, or None when not plannable.
+        # The selections live as long as graphql-core's own per-request caches keep them.
+        self._completers: dict[tuple[Any, int], tuple[Any, Completer | None]] = {}
 
     @property
     def _has_middleware(self) -> bool:
         manager = self.middleware_manager
         return manager is not None and bool(manager.middlewares)
 
-    def _plan(self, parent_type: GraphQLObjectType, field_name: str) -> LeafPlan:
-        key = (parent_type.name, field_name)
-        try:
-            return self._plans[key]
-        except KeyError:
-            field_def = parent_type.fields.get(field_name)
-            plan = leaf_plan(field_def) if field_def is not None else None
-            self._plans[key] = plan
-            return plan
+    # -- planned completion ------------------------------------------------------------------
 
-    def execute_fields(
+    def complete_value(
         self,
-        parent_type: GraphQLObjectType,
-        source_value: Any,
-        path: Path | None,
-        grouped_field_set: Any,
+        return_type: GraphQLOutputType,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        result: Any,
         position_context: Any,
     ) -> Any:
-        if self._has_middleware:
-            return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
-        rest: dict[str, Any] | None = None
-        done: dict[str, Any] = {}
-        for response_name, field_details_list in grouped_field_set.items():
-            plan = self._plan(parent_type, field_details_list[0].node.name.value)
-            if plan is not None:
-                attribute, leaf, non_null = plan
-                value = getattr(source_value, attribute, Undefined)
-                if value is not None and value is not Undefined:
-                    try:
-                        coerced = leaf.coerce_output_value(value)
-                    except Exception:
-                        coerced = Undefined
-                    if coerced is not Undefined and coerced is not None:
-                        done[response_name] = coerced
-                        continue
-                elif value is None and not non_null:
-                    done[response_name] = None
-                    continue
-            if rest is None:
-                rest = {}
-            rest[response_name] = field_details_list
-        if rest is None:
-            return done
-        if len(rest) == len(grouped_field_set):
-            return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
-        others = super().execute_fields(parent_type, source_value, path, rest, position_context)
-        if self.is_awaitable(others):
-            return self._merge_later(grouped_field_set, done, others)
-        return _in_order(grouped_field_set, done, cast(dict[str, Any], others))
+        if result is not None and not isinstance(result, Exception) and not self._has_middleware:
+            completer = self._completer(return_type, field_details_list)
+            if completer is not None:
+                try:
+                    return completer(result)
+                except _Abandon:
+                    pass
+        return super().complete_value(return_type, field_details_list, info, path, result, position_context)
 
-    async def _merge_later(self, grouped_field_set: Any, done: dict[str, Any], others: Any) -> dict[str, Any]:
-        return _in_order(grouped_field_set, done, await others)
+    def _completer(self, type_: Any, field_details_list: Any) -> Completer | None:
+        key = (type_, id(field_details_list))
+        found = self._completers.get(key)
+        if found is None:
+            # Keep the selection alive with its completer, so that its id is not reused.
+            found = (field_details_list, self._plan(type_, field_details_list))
+            self._completers[key] = found
+        return found[1]
+
+    def _plan(self, type_: Any, field_details_list: Any) -> Completer | None:
+        if isinstance(type_, GraphQLNonNull):
+            return _non_null(self._completer(type_.of_type, field_details_list))
+        if isinstance(type_, GraphQLList):
+            return _list_of(self._completer(type_.of_type, field_details_list))
+        if is_leaf_type(type_):
+            return _leaf(type_.coerce_output_value)
+        if isinstance(type_, GraphQLObjectType):
+            return self._plan_object(type_, field_details_list)
+        return None  # an interface or a union: graphql-core resolves the runtime type
+
+    def _plan_object(self, type_: GraphQLObjectType, field_details_list: Any) -> Completer | None:
+        grouped_field_set, defer_usages, _forbidden = self.collect_subfields(type_, field_details_list)
+        if defer_usages:
+            return None
+        steps: list[tuple[str, Callable[[Any], Any] | None, Completer]] = []
+        for response_name, sub_details in grouped_field_set.items():
+            name = sub_details[0].node.name.value
+            if name == "__typename":
+                steps.append((response_name, None, _constant(type_.name)))
+                continue
+            field_def = type_.fields.get(name)
+            if field_def is None:
+                return None
+            read = self._reader(type_, response_name, field_def, sub_details)
+            complete = self._completer(field_def.type, sub_details)
+            if read is None or complete is None:
+                return None
+            steps.append((response_name, read, complete))
+        is_type_of = type_.is_type_of
+        # graphql-core passes the field's own info to `is_type_of`; strawberry's ignores it.
+        type_info: Any = self._info(type_, type_.name, None, field_details_list) if is_type_of else None
+
+        def complete_object(value: Any) -> Any:
+            if value is None:
+                return None
+            if is_type_of is not None and is_type_of(value, type_info) is not True:
+                raise _Abandon
+            out = {}
+            try:
+                for response_name, read, complete in steps:
+                    out[response_name] = complete(value if read is None else read(value))
+            except Exception as exc:  # an attribute missing, or _Abandon from below
+                raise _Abandon from exc
+            return out
+
+        return complete_object
+
+    def _reader(
+        self, parent_type: GraphQLObjectType, response_name: str, field_def: GraphQLField, details: Any
+    ) -> Callable[[Any], Any] | None:
+        """How to get a field's resolved value from its parent object, or None when it cannot be planned."""
+        definition = _strawberry_field(field_def)
+        if definition is None:
+            return None
+        if definition.is_basic_field and not field_def.args:
+            attribute = definition.python_name
+            return lambda source: getattr(source, attribute)
+        if definition.base_resolver is not None and definition.base_resolver.is_async:
+            return None  # it always awaits: graphql-core gathers it with its siblings
+        resolve = field_def.resolve
+        if resolve is None:
+            return None
+        node = details[0].node
+        kwargs = (
+            get_argument_values(field_def, node, self.variable_values, details[0].fragment_variable_values)
+            if field_def.args or node.arguments
+            else {}
+        )
+        info = self._info(parent_type, response_name, field_def, details)
+
+        def read(source: Any) -> Any:
+            try:
+                value = resolve(source, info, **kwargs)
+            except Exception as exc:
+                raise _Abandon from exc
+            if isawaitable(value):
+                close = getattr(value, "close", None)
+                if close is not None:
+                    close()  # a coroutine not started: graphql-core calls the resolver again
+                raise _Abandon
+            return value
+
+        return read
+
+    def _info(self, parent_type: GraphQLObjectType, response_name: str, field_def: Any, details: Any) -> Any:
+        return self.build_resolve_info(
+            field_def or GraphQLField(parent_type),
+            to_nodes(details),
+            parent_type,
+            Path(None, response_name, parent_type.name),
+        )
 
 
-def _in_order(grouped_field_set: Any, done: dict[str, Any], others: dict[str, Any]) -> dict[str, Any]:
-    """The response keys in the order the query selected them (the spec's ordering)."""
-    return {
-        name: done[name] if name in done else others[name]
-        for name in grouped_field_set
-        if name in done or name in others
-    }
+def _constant(value: Any) -> Completer:
+    return lambda _ignored: value
+
+
+def _non_null(inner: Completer | None) -> Completer | None:
+    if inner is None:
+        return None
+
+    def complete_non_null(value: Any) -> Any:
+        completed = inner(value) if value is not None else None
+        if completed is None:
+            raise _Abandon  # graphql-core raises the located non-null error
+        return completed
+
+    return complete_non_null
+
+
+def _list_of(inner: Completer | None) -> Completer | None:
+    if inner is None:
+        return None
+
+    def complete_list(value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            raise _Abandon  # iterables, async iterables and errors: graphql-core's cases
+        return [inner(item) for item in value]
+
+    return complete_list
+
+
+def _leaf(coerce: Callable[[Any], Any]) -> Completer:
+    def complete_leaf(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            coerced = coerce(value)
+        except Exception as exc:
+            raise _Abandon from exc
+        if coerced is None or coerced is Undefined:
+            raise _Abandon
+        return coerced
+
+    return complete_leaf

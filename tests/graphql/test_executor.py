@@ -42,6 +42,14 @@ class Leaf:
     def shout(self, times: int = 1) -> str:
         return self.name.upper() * times
 
+    @strawberry.field
+    def later_name(self) -> str:
+        """A sync resolver that returns an awaitable (as `loaded` does when nothing was prefetched)."""
+        return self._name_soon()  # type: ignore[return-value]
+
+    async def _name_soon(self) -> str:
+        return self.name
+
 
 def _leaves() -> list[Leaf | None]:
     return [
@@ -71,6 +79,7 @@ query {
 }
 fragment F on Leaf { note colour }
 """
+AWAITING = "query { leaves { name laterName } later { laterName } }"
 
 
 class Resolving(SchemaExtension):
@@ -83,9 +92,11 @@ class Resolving(SchemaExtension):
         return _next(root, info, *args, **kwargs)
 
 
-async def _run(executor: Any, *, admin: bool, extensions: list[Any] | None = None) -> dict[str, Any]:
+async def _run(
+    executor: Any, *, admin: bool, extensions: list[Any] | None = None, query: str = QUERY
+) -> dict[str, Any]:
     schema = strawberry.Schema(query=Query, execution_context_class=executor, extensions=extensions or [])
-    result = await schema.execute(QUERY, context_value={"admin": admin})
+    result = await schema.execute(query, context_value={"admin": admin})
     return {"data": result.data, "errors": sorted((e.message, tuple(e.path or ())) for e in result.errors or [])}
 
 
@@ -119,3 +130,35 @@ async def test_with_resolver_middleware_every_field_takes_the_usual_path() -> No
     # then it saw the plain fields too, and the answer is graphql-core's
     assert Resolving.calls > 20
     assert ours == await _run(None, admin=True)
+
+
+async def test_a_planned_list_builds_one_resolve_info_per_field_not_one_per_object(monkeypatch) -> None:
+    # given a count of the resolve infos each executor builds
+    built: list[str] = []
+    original = Executor.build_resolve_info
+
+    def counting(self: Any, field_def: Any, field_nodes: Any, parent_type: Any, path: Any) -> Any:
+        built.append(field_nodes[0].name.value)
+        return original(self, field_def, field_nodes, parent_type, path)
+
+    monkeypatch.setattr(Executor, "build_resolve_info", counting)
+    query = "query { leaves { name shout secret } }"
+    # when the same query runs through graphql-core's completion and through the plan
+    expected = await _run(None, admin=True, query=query)
+    built.clear()
+    ours = await _run(Executor, admin=True, query=query)
+    # then the answer is the same, and the plan resolved `shout` and `secret` with one info each
+    # (graphql-core builds one per list item: 3 here); the broken item falls back to graphql-core,
+    # which stops at its null `name`
+    assert ours == expected
+    assert built.count("shout") == built.count("secret") == built.count("leaves") == 1
+
+
+async def test_a_resolver_that_returns_an_awaitable_hands_the_value_back_to_graphql_core() -> None:
+    # given a field whose resolver returns an awaitable, in a list and in a single object
+    # when
+    ours = await _run(Executor, admin=True, query=AWAITING)
+    # then graphql-core completes it, with the same answer as its own executor
+    assert ours == await _run(None, admin=True, query=AWAITING)
+    assert ours["data"]["later"] == {"laterName": "a"}
+    assert [x and x["laterName"] for x in ours["data"]["leaves"]] == ["a", "b", None, "d"]
