@@ -74,6 +74,8 @@ revision: install
 bench: install services
 	$(BIN)/python -m bench.registry
 	$(BIN)/python -m bench.readpath
+	$(BIN)/python -m bench.dispatch_floor
+	$(BIN)/python -m bench.tickets --rate 20 --submit 400
 
 ## The reliability suite at full size; figures in bench/results/reliability.md (make test runs it small).
 RACES := $(wildcard tests/*/test_races.py)

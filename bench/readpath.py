@@ -24,6 +24,9 @@ force; PostGraphile connects as the database owner with no row security. Before 
 checks that the answers hold the same tickets and events. wrk then runs at each concurrency
 (`--reps` repetitions after one warm-up); the median repetition stands and every repetition is kept
 in the JSON, with the Linli/PostGraphile and Linli/floor ratios of each (scale, query, concurrency).
+At the first scale, Linli with one process then takes the nested query at 10 concurrent for
+`--soak` seconds (10 minutes by default) while its RSS is sampled every 10 s: memory after warm-up
+should stay flat.
 
     python -m bench.readpath --scales 1,10 --duration 10 --reps 3 --concurrency 1,10,50
     python -m bench.readpath --quick        # smoke run: scale 1, 3 s, 1 repetition, concurrency 1,10
@@ -44,6 +47,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -102,6 +106,7 @@ POSTGRAPHILE_PRESET = "postgraphile/presets/amber"
 HISTORY_TICKETS = 50_000
 STOP_SECONDS = 30.0
 QUIET_WAIT_SECONDS = 60.0
+SOAK_CONCURRENCY = 10
 # One login sends every request: the per-account and per-address limits (still counted in Redis on
 # each request, as in production) are raised out of the way, as the other benches do.
 RATE_LIMITS_OFF = {"LINLI_RATE_LIMIT_PER_ACCOUNT": "1000000000", "LINLI_RATE_LIMIT_PER_ADDRESS": "1000000000"}
@@ -198,6 +203,7 @@ class ScaleRun:
     seed: SeedSizes
     checks: list[Check] = field(default_factory=list)
     cells: list[Cell] = field(default_factory=list)
+    soak: dict[str, Any] | None = None
 
 
 # -- the servers --------------------------------------------------------------------------------
@@ -584,6 +590,55 @@ def ratios(cells: list[Cell], peer_system: str = "postgraphile") -> dict[tuple[s
     return out
 
 
+# -- memory under load --------------------------------------------------------------------------
+
+
+def _rss_mb(pids: list[int]) -> float:
+    """Resident memory of the given processes, in MB (VmRSS from /proc/<pid>/status)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return round(total / 1024, 1)
+
+
+def soak(service: Service, bodies: Bodies, load: LoadGenerator, seconds: int, concurrency: int) -> dict[str, Any]:
+    """The nested query for `seconds` at `concurrency`, the server's RSS sampled every 10 s.
+
+    Growth is measured from the sample at one minute (after warm-up: pools filled, caches built)
+    to the last one; the goal is under 10%.
+    """
+    url = f"{service.base}/graphql"
+    result: dict[str, Any] = {}
+
+    def drive() -> None:
+        result["run"] = load.run(url, bodies.nested, bodies.token, concurrency, seconds)
+
+    thread = threading.Thread(target=drive, daemon=True)
+    started = time.monotonic()
+    samples: list[tuple[float, float]] = [(0.0, _rss_mb(service.processes()))]
+    thread.start()
+    while thread.is_alive():
+        thread.join(timeout=10)
+        samples.append((round(time.monotonic() - started, 1), _rss_mb(service.processes())))
+    run = result["run"]
+    warm = next((mb for t, mb in samples if t >= 60), samples[-1][1])
+    end = samples[-1][1]
+    figures = {
+        "system": service.name, "query": "nested", "concurrency": concurrency, "seconds": seconds,
+        "requests": run.requests, "requests_per_second": round(run.requests / run.seconds, 1),
+        "non_200": run.non_200, "rss_mb_start": samples[0][1], "rss_mb_at_60s": warm, "rss_mb_end": end,
+        "growth_after_warmup_pct": round(100 * (end - warm) / warm, 1) if warm else None, "samples": samples,
+    }  # fmt: skip
+    log(
+        f"  soak {service.name}: {run.requests:,} requests in {seconds}s, RSS {samples[0][1]} MB at start, "
+        f"{warm} MB at 60 s, {end} MB at the end ({figures['growth_after_warmup_pct']}% after warm-up)"
+    )
+    return figures
+
+
 # -- reporting ----------------------------------------------------------------------------------
 
 
@@ -711,6 +766,7 @@ def markdown(report: dict[str, Any]) -> str:
                 if x["measurement"]["other_cpu_pct"] > DISTURBED_PCT
             ]
     lines += scale_ratios(report["scales"])
+    lines += soak_lines(report["scales"])
     if disturbed:
         lines += [
             "",
@@ -720,6 +776,25 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     lines.append("")
     return "\n".join(lines)
+
+
+def soak_lines(scales: list[dict[str, Any]]) -> list[str]:
+    """The memory-under-load section, when a soak ran."""
+    runs = [s["soak"] for s in scales if s.get("soak")]
+    if not runs:
+        return []
+    x = runs[0]
+    samples = ", ".join(f"{mb:.0f}" for _t, mb in x["samples"][:: max(1, len(x["samples"]) // 12)])
+    return [
+        "",
+        "## Memory under load",
+        "",
+        f"{x['system']}, the nested query at {x['concurrency']} concurrent for {x['seconds']} s: "
+        f"{x['requests']:,} requests ({x['requests_per_second']:.1f}/s, {x['non_200']} not 200). Server RSS (all "
+        f"processes of its session): {x['rss_mb_start']:.1f} MB at the start, {x['rss_mb_at_60s']:.1f} MB at one "
+        f"minute, {x['rss_mb_end']:.1f} MB at the end: **{x['growth_after_warmup_pct']}% after warm-up** (goal: "
+        f"under 10%). Samples (MB, every ~{x['seconds'] // max(1, min(12, len(x['samples'])))} s): {samples}.",
+    ]
 
 
 def scale_ratios(scales: list[dict[str, Any]]) -> list[str]:
@@ -766,6 +841,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"seconds to wait for an idle machine before each repetition (default {QUIET_WAIT_SECONDS:.0f})")  # fmt: skip
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON; the .md goes next to it")
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
+    parser.add_argument("--soak", type=int, default=600,
+                        help="seconds of nested load on linli-1 at the first scale, RSS sampled (default 600; 0: none)")  # fmt: skip
     parser.add_argument("--load-generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="asyncpg URL of a database to run DDL from")
     parser.add_argument("--redis-url", default=REDIS_URL)
@@ -775,6 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         args.scales, args.duration, args.reps, args.concurrency = [1], 3, 1, [1, 10]
+        args.soak = min(args.soak, 30)
         args.quiet_wait = min(args.quiet_wait, 5.0)
     if args.duration < 1 or args.reps < 1:
         raise BenchError("--duration and --reps must be at least 1")
@@ -835,6 +913,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             sizes.mingzhu_tickets = _mingzhu_tickets(args.pg_admin_url, name)
                     scale_run.checks.append(compare(system, page, reference, check))
                     bench_service(service, bodies, scale_run, load, args)
+                    if system == "linli-1" and args.soak and scale == args.scales[0]:
+                        scale_run.soak = soak(service, bodies, load, args.soak, SOAK_CONCURRENCY)
                 finally:
                     service.stop()
             floor = ratios(scale_run.cells, "floor")
@@ -868,6 +948,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "concurrency": args.concurrency,
             "quiet_wait_seconds": args.quiet_wait,
             "history_tickets": HISTORY_TICKETS,
+            "soak_seconds": args.soak,
             "login": "the mingzhu staff demo login",
             "servers": {
                 "linli-1": "Linli: python -m api.cli serve (1 uvicorn process, access log on), "
@@ -901,6 +982,7 @@ def _scale_json(run: ScaleRun) -> dict[str, Any]:
         "seed": asdict(run.seed),
         "checks": [asdict(c) for c in run.checks],
         "cells": cells,
+        "soak": run.soak,
         "ratios": [
             {"query": q, "concurrency": c, "system": s, "ratio": v}
             for (q, c, s), v in sorted(ratios(run.cells).items())

@@ -146,15 +146,17 @@ async def roles_of(session: AsyncSession, account_id: int) -> dict[int, frozense
         .join(_community, _community.c.district == RoleGrant.district)
         .where(RoleGrant.account_id == account_id, RoleGrant.district.is_not(None))
     )
-    rows = await session.execute(union_all(direct, district))
+    # On the connection: a plain read, past the ORM's execution layer (it runs on every request).
+    rows = await (await session.connection()).execute(union_all(direct, district))
     pairs = [(int(cid), Role(role)) for cid, role in rows.all() if cid is not None]
     return merge_roles(pairs)
 
 
 async def viewer_for_token(session: AsyncSession, token: str) -> Viewer | None:
     """The viewer for a bearer token, or None when it is unknown, expired or revoked."""
+    connection = await session.connection()  # a plain read, past the ORM's execution layer
     row = (
-        await session.execute(
+        await connection.execute(
             select(AccountSession.id, Account.id, Account.resident_id)
             .join(Account, Account.id == AccountSession.account_id)
             .where(

@@ -50,6 +50,17 @@ class Leaf:
     async def _name_soon(self) -> str:
         return self.name
 
+    @strawberry.field
+    @staticmethod
+    def tag(root: Leaf, info: strawberry.Info, prefix: str = "#") -> str:
+        """The object as `root`, the info and a defaulted argument."""
+        return f"{prefix}{root.name}{'!' if info.context.get('admin') else ''}"
+
+    @strawberry.field
+    def matches(self, parent: strawberry.Parent[Leaf], colour: Colour) -> bool:
+        """An enum argument (converted to the Python enum) and the object as `parent`."""
+        return parent.colour is colour and self is parent
+
 
 def _leaves() -> list[Leaf | None]:
     return [
@@ -74,7 +85,8 @@ class Query:
 
 QUERY = """
 query {
-  leaves { __typename name colour at note size alias: name shout(times: 2) ...F secret }
+  leaves { __typename name colour at note size alias: name shout(times: 2) ...F secret tag
+           dollar: tag(prefix: "$") matches(colour: RED) }
   later { name ... on Leaf { colour at } }
 }
 fragment F on Leaf { note colour }
@@ -114,6 +126,8 @@ async def test_the_short_path_gives_the_same_data_errors_and_key_order(admin: bo
     assert first["at"] == "2026-11-30T09:00:00+00:00"
     assert first["note"] is None
     assert first["secret"] == ("s1" if admin else None)  # the permission class still runs
+    assert (first["tag"], first["dollar"]) == (("#a!", "$a!") if admin else ("#a", "$a"))
+    assert [x and x["matches"] for x in ours["data"]["leaves"]] == [True, False, None, None]
     assert ours["data"]["leaves"][2] is None  # the broken items: null, with located errors
     assert ours["data"]["leaves"][3] is None
     paths = [path for _message, path in ours["errors"]]
@@ -142,7 +156,7 @@ async def test_a_planned_list_builds_one_resolve_info_per_field_not_one_per_obje
         return original(self, field_def, field_nodes, parent_type, path)
 
     monkeypatch.setattr(Executor, "build_resolve_info", counting)
-    query = "query { leaves { name shout secret } }"
+    query = "query { leaves { name shout secret tag matches(colour: RED) } }"
     # when the same query runs through graphql-core's completion and through the plan
     expected = await _run(None, admin=True, query=query)
     built.clear()
@@ -151,7 +165,7 @@ async def test_a_planned_list_builds_one_resolve_info_per_field_not_one_per_obje
     # (graphql-core builds one per list item: 3 here); the broken item falls back to graphql-core,
     # which stops at its null `name`
     assert ours == expected
-    assert built.count("shout") == built.count("secret") == built.count("leaves") == 1
+    assert [built.count(name) for name in ("leaves", "shout", "secret", "tag", "matches")] == [1, 1, 1, 1, 1]
 
 
 async def test_a_resolver_that_returns_an_awaitable_hands_the_value_back_to_graphql_core() -> None:
