@@ -60,7 +60,7 @@ def _strawberry_field(field_def: GraphQLField) -> StrawberryField | None:
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor with planned completion and the plain-field shortcut (see the module)."""
+    """graphql-core's executor with planned completion over loaded data (see the module)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
