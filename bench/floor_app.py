@@ -5,7 +5,7 @@ answers the benchmark's two requests in Linli's response shape (so the benchmark
 it field by field) with hand-written SQL, two statements for the nested page (the page with its
 to-one relations joined, then the last 3 events of every ticket) and one for the simple lookup.
 Whatever Linli spends beyond this is the price of the GraphQL layer, the permissions and the
-framework: the issue's goal puts Linli at half of it or better.
+framework: the performance goal puts Linli at half of it or better.
 
     FLOOR_DSN=postgresql://… FLOOR_COMMUNITY_ID=1 uvicorn bench.floor_app:app_from_environment --factory
 """
